@@ -1,0 +1,170 @@
+"""Tiny, offline models and tokenizers for tests, examples and benchmarks.
+
+Nothing here touches a model hub. Tokenizers are built with the ``tokenizers``
+library; models come from ``AutoModelForCausalLM.from_config`` with random
+weights (seeded). Everything is saved with ``save_pretrained`` so that any
+loader (lm-eval's ``hf``, our ``lc_hf``) can open it by path.
+
+>>> from lc_models.tiny import build_tokenizer
+>>> tok = build_tokenizer("char")
+>>> tok.decode(tok("pass key 12345").input_ids)
+'pass key 12345'
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Callable
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+TOKENIZER_KINDS = ("char", "bpe", "word")
+
+# Fixed text for training the byte-level BPE: deterministic, no download.
+_BPE_CORPUS = [
+    "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it.",
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.",
+    "One of the special magic numbers for the key is: 1234567. What is the special magic number?",
+    "Memorize and track the chain of variables mentioned in the following text.",
+    "Below is a numbered list of words. In these words, some appear more often than others.",
+    "What is the pass key? The pass key is 98765. Remember it. 98765 is the pass key.",
+    "VAR ABCDE = 12345. VAR FGHIJ = VAR ABCDE. Find all variables that are assigned the value.",
+    "a1b2c3d4-e5f6-7890-abcd-ef0123456789 " + string.ascii_letters + string.digits + string.punctuation,
+]
+
+
+def build_tokenizer(kind: str = "char", vocab_size: int = 512):
+    """A ``PreTrainedTokenizerFast`` of the given kind, built offline.
+
+    kind:
+      * ``"char"``: one token per printable ASCII character (lossless on ASCII);
+      * ``"bpe"``: byte-level BPE trained on a fixed corpus (lossless on any text);
+      * ``"word"``: word-level over letters/digits/punctuation runs (unknown words map
+        to ``<unk>``), for sizing tests with a coarse tokenizer.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind == "char":
+        vocab = {t: i for i, t in enumerate(SPECIALS + sorted(set(string.printable)))}
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        tok.decoder = decoders.Fuse()
+    elif kind == "bpe":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=SPECIALS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train_from_iterator(_BPE_CORPUS * 4, trainer=trainer)
+    elif kind == "word":
+        words = sorted({w for line in _BPE_CORPUS for w in line.replace(".", " . ").split()})
+        words += list(string.digits) + list(string.punctuation)
+        vocab = {t: i for i, t in enumerate(SPECIALS + sorted(set(words)))}
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.decoder = decoders.WordPiece()  # joins with spaces
+    else:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {TOKENIZER_KINDS}")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+    )
+
+
+def _llama(vocab_size: int, **kw: Any):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        **kw,
+    )
+
+
+def _mamba(vocab_size: int, **kw: Any):
+    from transformers import MambaConfig
+
+    return MambaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        expand=2,
+        conv_kernel=4,
+        **kw,
+    )
+
+
+def _mamba2(vocab_size: int, **kw: Any):
+    from transformers import Mamba2Config
+
+    return Mamba2Config(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        expand=2,
+        head_dim=8,
+        num_heads=8,
+        n_groups=1,
+        conv_kernel=4,
+        chunk_size=16,
+        **kw,
+    )
+
+
+# arch name -> f(vocab_size, **overrides) -> transformers config
+TINY_CONFIGS: dict[str, Callable[..., Any]] = {
+    "llama": _llama,
+    "mamba": _mamba,
+    "mamba2": _mamba2,
+}
+
+
+def tiny_config(arch: str, vocab_size: int, **overrides: Any):
+    """A tiny random-weight config for ``arch`` (a key of ``TINY_CONFIGS``)."""
+    try:
+        factory = TINY_CONFIGS[arch]
+    except KeyError:
+        raise ValueError(f"no tiny config for {arch!r}; known: {sorted(TINY_CONFIGS)}") from None
+    return factory(vocab_size, **overrides)
+
+
+def save_tiny_model(
+    path: str | Path, arch: str = "llama", tokenizer: str = "char", seed: int = 0, **overrides: Any
+) -> Path:
+    """Build a tiny random ``arch`` model plus tokenizer and save both to ``path``.
+
+    Returns ``path``; load it with ``--model_args pretrained=<path>``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    tok = build_tokenizer(tokenizer)
+    cfg = tiny_config(
+        arch,
+        len(tok),
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        **overrides,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

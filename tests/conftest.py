@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny offline models and tokenizers, built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Never reach for a hub: every model and tokenizer in the tests is built locally.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """``tiny_model(arch, tokenizer="char", **overrides) -> Path`` of a saved checkpoint.
+
+    Checkpoints are cached for the session, keyed by their arguments.
+    """
+    from lc_models.tiny import save_tiny_model
+
+    cache: dict[tuple, Path] = {}
+
+    def make(arch: str = "llama", tokenizer: str = "char", **overrides) -> Path:
+        key = (arch, tokenizer, tuple(sorted(overrides.items())))
+        if key not in cache:
+            name = "-".join([arch, tokenizer, *(f"{k}{v}" for k, v in sorted(overrides.items()))])
+            cache[key] = save_tiny_model(
+                tmp_path_factory.mktemp(name), arch=arch, tokenizer=tokenizer, **overrides
+            )
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory):
+    """``tokenizer_dir(kind) -> Path`` of a saved offline tokenizer (char, bpe, word)."""
+    from lc_models.tiny import build_tokenizer
+
+    cache: dict[str, Path] = {}
+
+    def make(kind: str = "char") -> Path:
+        if kind not in cache:
+            path = tmp_path_factory.mktemp(f"tok-{kind}")
+            build_tokenizer(kind).save_pretrained(path)
+            cache[kind] = path
+        return cache[kind]
+
+    return make
+
+
+def executable(name: str) -> str:
+    """Path of a console script installed beside this Python (lm_eval, lc-eval)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run `pip install -e '.[dev]'` first")
+    return found
+
+
+def run_cli(*args: str, timeout: float = 600, check: bool = True, env=None, cwd=None):
+    """Run a real executable in a subprocess; on failure, show its output."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [executable(args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-4000:]}"
+            f"\n--- stderr ---\n{proc.stderr[-6000:]}"
+        )
+    return proc

@@ -1,0 +1,71 @@
+"""The plugin's front door: package layout, registry, and the real executables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+
+def test_include_path_is_a_folder_of_yaml():
+    import lc_tasks
+
+    path = Path(lc_tasks.include_path())
+    assert path.is_absolute() and path.is_dir(), path
+    assert any(path.rglob("*.yaml")), f"no task YAMLs under {path}"
+
+
+def test_importing_lc_models_keeps_stock_models():
+    import lc_models  # noqa: F401
+    from lm_eval.api.registry import get_model
+
+    assert get_model("hf").__name__ == "HFLM"
+    assert get_model("lc_hf").__name__ == "LongContextLM"
+
+
+def test_importing_the_packages_is_light():
+    """`import lc_tasks, lc_models` must not pull torch in (lm-eval's registry is lazy)."""
+    import subprocess
+    import sys
+
+    code = "import sys, lc_tasks, lc_models; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--help"], "run"),
+        (["run", "--help"], "--model_args"),
+        (["ls", "tasks"], "lc_passkey_1k"),
+    ],
+    ids=["help", "run-help", "ls-tasks"],
+)
+def test_lc_eval_executable(args, expect):
+    out = run_cli("lc-eval", *args)
+    assert expect in out.stdout, out.stdout[-3000:]
+
+
+def test_stock_lm_eval_finds_our_tasks_with_include_path():
+    import lc_tasks
+
+    out = run_cli("lm_eval", "ls", "tasks", "--include_path", lc_tasks.include_path())
+    assert "lc_passkey_1k" in out.stdout
+
+
+def test_user_include_path_works_beside_ours(tmp_path):
+    (tmp_path / "my_task.yaml").write_text(
+        "task: my_own_probe_task\n"
+        "dataset_path: json\n"
+        "dataset_kwargs: {data_files: {test: nothing.json}}\n"
+        "test_split: test\n"
+        "output_type: generate_until\n"
+        "doc_to_text: x\n"
+        "doc_to_target: y\n"
+        "metric_list: [{metric: exact_match}]\n"
+    )
+    out = run_cli("lc-eval", "ls", "tasks", "--include_path", str(tmp_path))
+    assert "my_own_probe_task" in out.stdout
+    assert "lc_passkey_1k" in out.stdout
