@@ -126,11 +126,122 @@ def _mamba2(vocab_size: int, **kw: Any):
     )
 
 
+# Tiny configs for the adapter's architecture matrix (issue 4). Hybrids keep
+# both layer kinds; attention windows are small so that tests cross them.
+_ATTN = {"num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096}
+
+
+def _falcon_mamba(vocab_size: int, **kw: Any):
+    from transformers import FalconMambaConfig
+
+    return FalconMambaConfig(
+        vocab_size=vocab_size, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2,
+        conv_kernel=4, **kw,
+    )
+
+
+def _recurrent_gemma(vocab_size: int, **kw: Any):
+    from transformers import RecurrentGemmaConfig
+
+    # recurrent, recurrent, local attention with a 12-token window
+    return RecurrentGemmaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=1, lru_width=32, attention_window_size=12,
+        **kw,
+    )
+
+
+def _bamba(vocab_size: int, **kw: Any):
+    from transformers import BambaConfig
+
+    # layer 0: Mamba2 mixer, layer 1: attention
+    return BambaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        attn_layer_indices=[1], mamba_n_heads=8, mamba_d_head=8, mamba_n_groups=1,
+        mamba_d_state=8, mamba_d_conv=4, mamba_expand=2, mamba_chunk_size=16, **_ATTN, **kw,
+    )
+
+
+def _jamba(vocab_size: int, **kw: Any):
+    from transformers import JambaConfig
+
+    # layer 0: Mamba mixer + MLP, layer 1: attention + 2-expert MoE
+    return JambaConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_experts=2, num_experts_per_tok=1, expert_layer_period=2, expert_layer_offset=1,
+        attn_layer_period=2, attn_layer_offset=1, mamba_d_state=8, mamba_d_conv=4,
+        mamba_expand=2, **_ATTN, **kw,
+    )
+
+
+def _rwkv(vocab_size: int, **kw: Any):
+    from transformers import RwkvConfig
+
+    return RwkvConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, attention_hidden_size=32,
+        intermediate_size=64, context_length=4096, **kw,
+    )
+
+
+def _lfm2(vocab_size: int, **kw: Any):
+    from transformers import Lfm2Config
+
+    return Lfm2Config(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        layer_types=["conv", "full_attention"], block_multiple_of=16, **_ATTN, **kw,
+    )
+
+
+def _qwen3_next(vocab_size: int, **kw: Any):
+    from transformers import Qwen3NextConfig
+
+    # layer 0: gated delta-net linear attention, layer 1: full attention; MoE MLPs
+    return Qwen3NextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        head_dim=8, linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8,
+        linear_num_key_heads=2, linear_num_value_heads=4, moe_intermediate_size=32,
+        shared_expert_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+        layer_types=["linear_attention", "full_attention"], **_ATTN, **kw,
+    )
+
+
+def _zamba2(vocab_size: int, **kw: Any):
+    from transformers import Zamba2Config
+
+    # layer 0: Mamba2, layer 1: Mamba2 + shared attention block
+    return Zamba2Config(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2,
+        layers_block_type=["mamba", "hybrid"], mamba_d_state=8, mamba_d_conv=4, mamba_expand=2,
+        mamba_ngroups=1, n_mamba_heads=4, chunk_size=16, num_attention_heads=4,
+        num_key_value_heads=4, intermediate_size=64, adapter_rank=8,
+        max_position_embeddings=4096, **kw,
+    )
+
+
+def _gpt_neox(vocab_size: int, **kw: Any):
+    from transformers import GPTNeoXConfig
+
+    # a plain attention model with no architecture module of ours (generic path)
+    return GPTNeoXConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=4096, **kw,
+    )
+
+
 # arch name -> f(vocab_size, **overrides) -> transformers config
 TINY_CONFIGS: dict[str, Callable[..., Any]] = {
     "llama": _llama,
     "mamba": _mamba,
     "mamba2": _mamba2,
+    "falcon_mamba": _falcon_mamba,
+    "recurrent_gemma": _recurrent_gemma,
+    "bamba": _bamba,
+    "jamba": _jamba,
+    "rwkv": _rwkv,
+    "lfm2": _lfm2,
+    "qwen3_next": _qwen3_next,
+    "zamba2": _zamba2,
+    "gpt_neox": _gpt_neox,
 }
 
 
