@@ -21,7 +21,9 @@ from collections.abc import Sequence
 # Modules that add an lc-eval subcommand. Each exposes
 # ``add_subcommand(subparsers)``, which adds a parser whose default ``func``
 # takes the parsed namespace.
-SUBCOMMANDS: list[str] = []
+SUBCOMMANDS: list[str] = [
+    "lc_tasks.report.cli",
+]
 
 
 def _with_our_tasks(user_path: str | list[str] | None) -> list[str]:

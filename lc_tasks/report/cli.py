@@ -1,0 +1,97 @@
+"""``lc-eval report RUN... --out DIR``: the command-line face of ``lc_tasks.report``."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+from lc_tasks.report.effective import RULER_THRESHOLD
+from lc_tasks.report.names import parse_length
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Add ``report`` to lc-eval's subcommands (see ``lc_tasks.cli.SUBCOMMANDS``)."""
+    parser = subparsers.add_parser(
+        "report",
+        help="Tables, effective context lengths and figures from lm-eval output",
+        description=(
+            "Build a long-context report from lm-eval output: report.md (model x length "
+            "tables per family and for the suite, effective context length), scores.csv "
+            "(one row per model, family, length, depth) and PNG figures."
+        ),
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              lc-eval report results/ --out report/
+              lc-eval report results/llama results/mamba/results_2025-01-01T00-00-00.json \\
+                  --out report/ --name llama-7b=Llama --training-length Llama=4k
+            """
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "runs", nargs="+", metavar="RUN",
+        help="an lm-eval --output_path folder (searched for results_*.json) or a results file",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    parser.add_argument(
+        "--name", action="append", default=[], metavar="OLD=NEW", type=_pair,
+        help="rename a model (OLD: its automatic name or recorded model name); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--training-length", action="append", default=[], metavar="MODEL=TOKENS", type=_pair,
+        help="a model's training length (4096 or 4k), over its checkpoint config; repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threshold", type=float, default=RULER_THRESHOLD, metavar="PERCENT",
+        help=f"score for the effective context length (default: RULER's {RULER_THRESHOLD})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--families", type=lambda s: [f.strip() for f in s.split(",") if f.strip()],
+        metavar="A,B,...", help="families to report, 'suite' included (default: all found)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--summary", metavar="FAMILY",
+        help="family of the summary table (default: suite if scored, else the first family)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--depth-step", type=float, default=10.0, metavar="PERCENT",
+        help="needle depths are rounded to multiples of this (default 10)",
+    )  # fmt: skip
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    """Build and write the report; bad input exits with one line naming the problem."""
+    from lc_tasks.report import build_report, write_report
+
+    try:
+        training = {name: parse_length(tokens) for name, tokens in args.training_length}
+        if not args.depth_step > 0:
+            raise ValueError("--depth-step must be a positive percentage, e.g. 10")
+        report = build_report(
+            args.runs,
+            names=dict(args.name),
+            training_lengths=training,
+            threshold=args.threshold,
+            families=args.families,
+            summary_family=args.summary,
+            depth_step=args.depth_step,
+        )
+        written = write_report(report, args.out, figures=not args.no_figures)
+    except ValueError as e:
+        raise SystemExit(f"lc-eval report: {e}") from None
+    pngs = sum(p.suffix == ".png" for p in written)
+    print(
+        f"wrote {args.out}/report.md, scores.csv and {pngs} figure(s) for "
+        f"{len(report.models)} model(s) from {len(report.runs)} results file(s)"
+    )
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return key.strip(), value.strip()
