@@ -143,7 +143,7 @@ def _select_families(found: list[str], wanted: list[str] | None) -> list[str]:
 def _other_tasks(m: ModelReport) -> None:
     """Scores of tasks that are not lc-eval's (a leaderboard's, say), as lm-eval recorded them."""
     in_groups = {sub for run in m.runs.runs for subs in run.groups.values() for sub in subs}
-    for task, run in sorted(m.runs.task_run.items()):
+    for task, run in m.runs.task_run.items():  # in the order lm-eval recorded them
         if parse_task(task) is not None:
             continue
         metrics = [

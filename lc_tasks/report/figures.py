@@ -104,8 +104,7 @@ def plot_heatmap(
     lengths = sorted({n for _, n in cells})
     grid = [[cells.get((d, n), math.nan) for n in lengths] for d in depths]
     fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(lengths), 1.4 + 0.38 * len(depths)), dpi=110)
-    cmap = plt.get_cmap("RdYlGn").copy()
-    cmap.set_bad("0.85")
+    cmap = plt.get_cmap("RdYlGn").with_extremes(bad="0.85")  # grey: no documents
     image = ax.imshow(grid, cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for i, row in enumerate(grid):
         for j, value in enumerate(row):

@@ -76,7 +76,7 @@ def task_scores(model: str, runs: ModelRuns, notes: list[str]) -> list[Score]:
                 score=100 * value,
                 n=run.n_samples.get(task),
                 stderr=None if stderr is None else 100 * stderr,
-                source="group" if task in run.groups else "results",
+                source="group" if run.groups.get(task) else "results",
                 task=task,
             )
         )
