@@ -1,0 +1,49 @@
+"""Architecture fixes, each behind the shared ``Runner``/``State`` interface.
+
+``runner_for(model)`` picks how to drive a loaded transformers causal LM:
+
+* model types listed in ``FIXES`` get the runner of their fix module (one
+  small module per quirk of transformers 5.24, each with a docstring naming
+  the quirk);
+* model types in ``GENERIC_EXACT`` use the generic ``CacheRunner`` as is; the
+  test suite checks each of them against the full forward pass;
+* any other model type also uses ``CacheRunner``, but only after a quick check
+  on random tokens that chunked prefill matches its full forward pass. If it
+  does not, lc_hf refuses the model with a clear error rather than return
+  wrong numbers.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import torch
+
+from lc_models.state import CacheRunner, Runner
+
+# model_type -> module with ``make_runner(model) -> Runner``
+FIXES: dict[str, str] = {
+    "mamba": "lc_models.arch.mamba",
+    "falcon_mamba": "lc_models.arch.mamba",
+    "jamba": "lc_models.arch.mamba",
+    "recurrent_gemma": "lc_models.arch.recurrent_gemma",
+    "rwkv": "lc_models.arch.rwkv",
+}
+
+# Exact with the generic runner (explicit position ids, the model's own cache).
+GENERIC_EXACT: frozenset[str] = frozenset(
+    {"llama", "gpt_neox", "mamba2", "bamba", "lfm2", "qwen3_next", "zamba2"}
+)
+
+
+def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
+    """The runner for ``model``; unknown model types are checked first (see module doc)."""
+    model_type = getattr(model.config, "model_type", None)
+    if model_type in FIXES:
+        return importlib.import_module(FIXES[model_type]).make_runner(model)
+    runner = CacheRunner(model)
+    if verify and model_type not in GENERIC_EXACT:
+        from lc_models.verify import check_exact
+
+        check_exact(runner)
+    return runner
