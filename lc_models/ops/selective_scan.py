@@ -1,0 +1,281 @@
+"""Mamba-1 selective scan that starts from a given state and returns the final one.
+
+The recurrence, per batch row b, channel d and state index n (shapes as in mamba_ssm)::
+
+    dt[b,d,t] = softplus?(delta[b,d,t] + delta_bias[d])
+    h[b,d,n]  = exp(dt[b,d,t] * A[d,n]) * h[b,d,n] + dt[b,d,t] * B[b,n,t] * u[b,d,t]
+    y[b,d,t]  = sum_n C[b,n,t] * h[b,d,n] + D[d] * u[b,d,t],   then  y *= silu(z[b,d,t])
+
+``selective_scan_ref`` is that loop over tokens, the oracle. ``selective_scan`` computes the
+same numbers without a Python loop over tokens, through one of three backends:
+
+* ``"native"`` (CPU default): a compiled C loop, state in registers (``lc_models.ops.native``);
+* ``"torch"``: chunks of ``chunk_size`` tokens, each scanned by log-depth doubling in torch;
+  memory is O(batch * d_inner * chunk_size * d_state), independent of L;
+* ``"mamba_ssm"`` (CUDA default when installed): mamba_ssm's zero-state kernel plus the
+  contribution of the initial state, which the recurrence carries linearly
+  (``add_initial_state``).
+
+All backends compute in float32 and return y in the dtype of ``u``; the state is float32.
+Decays below exp(-60) are raised to exp(-60): it keeps CPUs off the slow subnormal path, and the
+error it adds is below 1e-26 times the state it multiplies.
+
+>>> import torch
+>>> from lc_models.ops.selective_scan import selective_scan, selective_scan_ref
+>>> u, delta, z = torch.randn(3, 2, 4, 10).unbind(0)
+>>> A, B, C = -torch.rand(4, 8), torch.randn(2, 8, 10), torch.randn(2, 8, 10)
+>>> y1, h = selective_scan(u[..., :6], delta[..., :6], A, B[..., :6], C[..., :6],
+...                        delta_softplus=True, return_final_state=True)
+>>> y2 = selective_scan(u[..., 6:], delta[..., 6:], A, B[..., 6:], C[..., 6:],
+...                     delta_softplus=True, initial_state=h)
+>>> y = selective_scan_ref(u, delta, A, B, C, delta_softplus=True)
+>>> torch.allclose(torch.cat([y1, y2], -1), y, atol=1e-5)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lc_models.ops import native
+
+BACKENDS = ("auto", "native", "torch", "mamba_ssm")
+# Tokens per chunk of the torch backend: the doubling scan costs log2(chunk) passes over
+# (batch, d_inner, chunk, d_state); 64 is the fastest on a 2-core CPU, GPUs like larger.
+DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 256}
+LOG_FLUSH = -60.0  # decays exp(x) are floored at exp(LOG_FLUSH), never subnormal
+
+try:  # optional CUDA kernels
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan_fn
+except Exception:  # ImportError, or a broken CUDA build
+    _mamba_ssm_scan_fn = None
+
+
+def selective_scan_ref(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    initial_state=None,
+    return_final_state=False,
+):
+    """The recurrence above, one token at a time (the oracle). Same arguments as
+    ``selective_scan``."""
+    dt = discretize(delta, delta_bias, delta_softplus)  # (batch, d_inner, L)
+    uf, A, B, C = u.float(), A.float(), B.float(), C.float()
+    batch, d_inner, L = u.shape
+    h = _initial_state(initial_state, batch, A)  # (batch, d_inner, d_state)
+    ys = []
+    for t in range(L):
+        decay = torch.exp(dt[:, :, t, None] * A)  # (batch, d_inner, d_state)
+        h = decay * h + (dt[:, :, t] * uf[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
+    y = torch.stack(ys, dim=-1) if ys else uf.new_zeros(batch, d_inner, 0)
+    y = _finish(y, u, D, z)
+    return (y, h) if return_final_state else y
+
+
+def selective_scan(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    initial_state=None,
+    return_final_state=False,
+    *,
+    chunk_size=None,
+    backend="auto",
+):
+    """Selective scan from ``initial_state``; no Python loop over tokens.
+
+    u, delta, z: (batch, d_inner, L); A: (d_inner, d_state); B, C: (batch, d_state, L);
+    D, delta_bias: (d_inner,); initial_state: (batch, d_inner, d_state) or None (zeros).
+    Returns y (batch, d_inner, L) in u's dtype, or ``(y, final_state)`` with a float32
+    final_state (batch, d_inner, d_state) when ``return_final_state``.
+    ``chunk_size`` applies to the torch backend (default ``DEFAULT_CHUNK_SIZE``);
+    ``backend`` is one of ``BACKENDS``.
+    """
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    backend = _pick_backend(backend, u, A)
+    if backend == "mamba_ssm":
+        y, h = add_initial_state(
+            _mamba_ssm_scan_fn,
+            u,
+            delta,
+            A,
+            B,
+            C,
+            D,
+            z,
+            delta_bias,
+            delta_softplus,
+            initial_state,
+            chunk_size=chunk_size,
+        )
+        return (y, h) if return_final_state else y
+    dt = discretize(delta, delta_bias, delta_softplus)
+    h = _initial_state(initial_state, u.shape[0], A)
+    if backend == "native":
+        y = native.scan(u, dt, A, B, C, h)  # updates h in place
+    else:
+        y, h = scan_chunked(u.float(), dt, A.float(), B.float(), C.float(), h, chunk_size)
+    y = _finish(y, u, D, z)
+    return (y, h) if return_final_state else y
+
+
+def discretize(delta, delta_bias=None, delta_softplus=False) -> torch.Tensor:
+    """The step sizes dt (batch, d_inner, L), float32."""
+    dt = delta.float()
+    if delta_bias is not None:
+        dt = dt + delta_bias.float()[:, None]
+    return F.softplus(dt) if delta_softplus else dt
+
+
+def decay(log_decay: torch.Tensor) -> torch.Tensor:
+    """exp(log_decay) for log_decay <= 0, floored at exp(LOG_FLUSH). Overwrites its argument."""
+    return log_decay.clamp_(min=LOG_FLUSH).exp_()
+
+
+def scan_chunked(u, dt, A, B, C, h, chunk_size=None):
+    """Torch backend on float32 inputs: returns (y without D/z, final state).
+
+    Each chunk is scanned from a zero state by doubling (after step k, position t holds the
+    sum over its last 2^k tokens; every factor is a decay <= 1, so nothing overflows), then
+    the carried state is added through the cumulative decay of the chunk.
+    """
+    T = chunk_size or DEFAULT_CHUNK_SIZE.get(u.device.type, 64)
+    if T < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {T}")
+    ys = []
+    for s in range(0, u.shape[-1], T):
+        dtc = dt[..., s : s + T]  # (batch, d_inner, T)
+        x = (dtc * u[..., s : s + T])[..., None] * B[:, None, :, s : s + T].transpose(-1, -2)
+        # x: (batch, d_inner, T, d_state), the input of each token to the state.
+        # window[t]: dt summed over the tokens x[t] covers so far. It doubles alongside x, as
+        # a sum of positive terms: differences of a cumsum would lose precision.
+        window = dtc
+        step = 1
+        while step < x.shape[-2]:
+            carried = decay(window[..., step:, None] * A[:, None, :]).mul_(x[..., :-step, :])
+            x = torch.cat([x[..., :step, :], x[..., step:, :] + carried], dim=-2)
+            window = torch.cat([window[..., :step], window[..., step:] + window[..., :-step]], -1)
+            step *= 2
+        # window is now the sum of dt from the chunk start: the decay of the carried state.
+        x = x + decay(window[..., None] * A[:, None, :]).mul_(h[:, :, None, :])
+        ys.append(torch.einsum("bdtn,bnt->bdt", x, C[..., s : s + T]))
+        h = x[..., -1, :]
+    y = torch.cat(ys, -1) if ys else u.new_zeros(u.shape)
+    return y, h.contiguous()
+
+
+def add_initial_state(
+    zero_state_scan: Callable,
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    initial_state=None,
+    chunk_size=None,
+):
+    """Scan with a zero-state kernel, then add what ``initial_state`` contributes.
+
+    ``zero_state_scan`` has mamba_ssm's ``selective_scan_fn`` signature (no initial state,
+    ``return_last_state``). The state h0 reaches token t decayed by exp(A * cumsum(dt)[t]), so
+    y gains C[t] . (decay[t] * h0), gated by silu(z), and the final state gains decay[L-1] * h0.
+    Returns (y, final_state) like ``selective_scan``.
+    """
+    y, h = zero_state_scan(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=True
+    )
+    h = h.float()
+    if initial_state is None:
+        return y, h
+    dt = discretize(delta, delta_bias, delta_softplus)
+    A, h0 = A.float(), initial_state.float()
+    T = chunk_size or DEFAULT_CHUNK_SIZE.get(u.device.type, 64)
+    offset = dt.new_zeros(dt.shape[:2])  # (batch, d_inner): sum of dt before the chunk
+    extra = []
+    for s in range(0, u.shape[-1], T):
+        log_cum = offset[..., None] + dt[..., s : s + T].cumsum(-1)  # (batch, d_inner, T)
+        reach = decay(log_cum[..., None] * A[:, None, :]) * h0[:, :, None, :]
+        extra.append(torch.einsum("bdtn,bnt->bdt", reach, C[..., s : s + T].float()))
+        offset = log_cum[..., -1]
+    if extra:
+        extra = torch.cat(extra, -1)
+        if z is not None:
+            extra = extra * F.silu(z.float())
+        y = (y.float() + extra).to(u.dtype)
+    h = h + decay(offset[..., None] * A) * h0
+    return y, h
+
+
+def _finish(y, u, D, z):
+    """Skip connection and gate: (y + D u) * silu(z), cast to u's dtype."""
+    if D is not None:
+        y = y + u.float() * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(u.dtype)
+
+
+def _initial_state(initial_state, batch, A):
+    if initial_state is None:
+        return torch.zeros(batch, *A.shape, dtype=torch.float32, device=A.device)
+    return initial_state.float().clone().contiguous()
+
+
+def _pick_backend(backend, u, A):
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown selective-scan backend {backend!r}; choose one of {BACKENDS}")
+    if backend == "mamba_ssm" and (_mamba_ssm_scan_fn is None or u.device.type != "cuda"):
+        raise ValueError("backend='mamba_ssm' needs CUDA tensors and `pip install mamba-ssm`")
+    if backend == "native" and (u.device.type != "cpu" or A.shape[1] > native.max_state()):
+        raise ValueError(
+            "backend='native' needs CPU tensors, d_state <= the kernel's limit and a C "
+            "compiler (see lc_models.ops.native); use backend='torch'"
+        )
+    if backend != "auto":
+        return backend
+    if u.device.type == "cuda" and _mamba_ssm_scan_fn is not None:
+        return "mamba_ssm"
+    if u.device.type == "cpu" and A.shape[1] <= native.max_state():
+        return "native"
+    return "torch"
+
+
+def _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state):
+    if u.dim() != 3:
+        raise ValueError(f"u must be (batch, d_inner, L), got shape {tuple(u.shape)}")
+    batch, d_inner, L = u.shape
+    d_state = A.shape[-1]
+    expected = {
+        "delta": (delta, (batch, d_inner, L)),
+        "A": (A, (d_inner, d_state)),
+        "B": (B, (batch, d_state, L)),
+        "C": (C, (batch, d_state, L)),
+        "D": (D, (d_inner,)),
+        "z": (z, (batch, d_inner, L)),
+        "delta_bias": (delta_bias, (d_inner,)),
+        "initial_state": (initial_state, (batch, d_inner, d_state)),
+    }
+    for name, (tensor, shape) in expected.items():
+        if tensor is not None and tuple(tensor.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(tensor.shape)}")
