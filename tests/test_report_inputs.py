@@ -9,6 +9,7 @@ import csv
 import hashlib
 
 import pytest
+from conftest import run_cli
 from report_helpers import write_run
 
 from lc_tasks.cli import main as lc_eval
@@ -273,3 +274,14 @@ def test_the_same_input_gives_the_same_files(tmp_path):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+def test_the_executable_reports_bad_input_in_one_line(tmp_path):
+    proc = run_cli("lc-eval", "report", str(tmp_path), "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 1
+    expected = (
+        f"lc-eval report: {tmp_path}: no lm-eval results file (results_*.json) in this folder; "
+        "pass the --output_path of an `lm_eval run` / `lc-eval run`"
+    )
+    assert proc.stderr.strip().splitlines() == [expected], proc.stderr
+    assert "report" in run_cli("lc-eval", "--help").stdout

@@ -15,9 +15,11 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         "report",
         help="Tables, effective context lengths and figures from lm-eval output",
         description=(
-            "Build a long-context report from lm-eval output: report.md (model x length "
-            "tables per family and for the suite, effective context length), scores.csv "
-            "(one row per model, family, length, depth) and PNG figures."
+            "Build a long-context report from lm-eval output:\n"
+            "  report.md   model x length tables per family and for the suite, effective\n"
+            "              context length, other lm-eval tasks of the same runs\n"
+            "  scores.csv  one row per (model, family, length, depth)\n"
+            "  *.png       score-vs-length curves, depth x length heatmaps"
         ),
         epilog=textwrap.dedent(
             """\
@@ -39,7 +41,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="rename a model (OLD: its automatic name or recorded model name); repeatable",
     )  # fmt: skip
     parser.add_argument(
-        "--training-length", action="append", default=[], metavar="MODEL=TOKENS", type=_pair,
+        "--training-length", "--training_length", action="append", default=[], metavar="MODEL=TOKENS", type=_pair,
         help="a model's training length (4096 or 4k), over its checkpoint config; repeatable",
     )  # fmt: skip
     parser.add_argument(
@@ -55,10 +57,12 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
         help="family of the summary table (default: suite if scored, else the first family)",
     )  # fmt: skip
     parser.add_argument(
-        "--depth-step", type=float, default=10.0, metavar="PERCENT",
+        "--depth-step", "--depth_step", type=float, default=10.0, metavar="PERCENT",
         help="needle depths are rounded to multiples of this (default 10)",
     )  # fmt: skip
-    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument(
+        "--no-figures", "--no_figures", action="store_true", help="skip the PNG figures"
+    )
     parser.set_defaults(func=run)
     return parser
 
