@@ -1,0 +1,344 @@
+"""``lc_hf``: any HF causal LM over inputs of any length, in chunks, exactly.
+
+lm-eval's stock ``hf`` model runs one forward pass per request and
+left-truncates past ``max_length``. ``lc_hf`` reuses everything else of it
+(loading, tokenization, devices, ``accelerate`` data parallelism,
+``parallelize``/``device_map``) but feeds every input in chunks of
+``chunk_size`` tokens, carrying the model's state (KV caches, conv and
+recurrent states) from chunk to chunk, so that its numbers are those of one
+full forward pass over the whole input, at any length:
+
+* ``loglikelihood``: each distinct context is prefilled once; every
+  continuation is scored from a copy of that state;
+* ``loglikelihood_rolling``: one pass over the whole document (no windows);
+* ``generate_until``: chunked prefill, then decoding from the carried state
+  (greedy unless the task asks for sampling).
+
+Nothing is truncated: a request longer than a user-set ``max_length`` is an
+error; by default there is no limit.
+
+Example::
+
+    lc-eval run --model lc_hf --model_args pretrained=state-spaces/mamba2-130m,chunk_size=2048 \\
+        --tasks lc_passkey_4k
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import torch
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.utils import (
+    handle_stop_sequences,
+    normalize_gen_kwargs,
+    postprocess_generated_text,
+)
+from tqdm import tqdm
+
+from lc_models import native_mamba
+from lc_models.arch import runner_for
+from lc_models.generate import Sampler, decode
+from lc_models.prefill import feed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 1024
+NO_LIMIT = sys.maxsize  # what ``max_length`` reports when the user set none
+# config fields that name the context length a model was built or trained for
+_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "context_length")
+
+
+class LongContextLM(HFLM):
+    """lm-eval model ``lc_hf`` (see the module docstring).
+
+    Model args, beside all of ``hf``'s: ``chunk_size`` (tokens per forward
+    call, default 1024), ``max_length`` (default: no limit), ``verify``
+    (check an architecture lc_hf does not know against its full forward pass
+    before use; default true), and for native mamba_ssm checkpoints a
+    ``tokenizer`` (default ``EleutherAI/gpt-neox-20b``).
+    """
+
+    def __init__(
+        self,
+        pretrained,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_length: int | None = None,
+        device: str | None = None,
+        batch_size: int | str = 1,
+        verify: bool = True,
+        **kwargs,
+    ) -> None:
+        if str(batch_size).startswith("auto"):
+            raise ValueError(
+                "lc_hf takes an integer batch_size (rows prefilled together), not 'auto'"
+            )
+        if int(chunk_size) < 1:
+            raise ValueError(f"chunk_size must be a positive number of tokens, got {chunk_size}")
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        super().__init__(pretrained=pretrained, device=device, batch_size=int(batch_size), **kwargs)
+        if self.backend != "causal":
+            raise ValueError("lc_hf runs decoder-only (causal) models only")
+        self.chunk_size = int(chunk_size)
+        self._limit = int(max_length) if max_length else None
+        self._positions_warned = False
+        self._use_accelerate_ranks()
+        self.runner = runner_for(self.model, verify=bool(verify))
+
+    def _use_accelerate_ranks(self) -> None:
+        """Data parallelism under ``accelerate launch`` on any device.
+
+        ``HFLM`` takes ranks from accelerate only when several GPUs are
+        visible; ``accelerate launch --cpu`` runs would otherwise have every
+        process evaluate everything.
+        """
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1 and self._world_size == 1:
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
+
+    # ------------------------------------------- native mamba_ssm checkpoints
+    def _get_config(self, pretrained, *, revision="main", subfolder="", **kwargs) -> None:
+        native = native_mamba.read_native_config(pretrained, revision, subfolder)
+        self._native = native is not None
+        if not self._native:
+            return super()._get_config(pretrained, revision=revision, subfolder=subfolder, **kwargs)
+        self._config = native_mamba.to_hf_config(native)
+
+    def _create_tokenizer(self, pretrained, tokenizer, *args, **kwargs) -> None:
+        if getattr(self, "_native", False) and not tokenizer:
+            tokenizer = native_mamba.DEFAULT_TOKENIZER
+        return super()._create_tokenizer(pretrained, tokenizer, *args, **kwargs)
+
+    def _create_model(self, pretrained, revision="main", dtype="auto", **kwargs) -> None:
+        if not getattr(self, "_native", False):
+            return super()._create_model(pretrained, revision=revision, dtype=dtype, **kwargs)
+        from lm_eval.models.utils_hf import get_dtype
+
+        self._model = native_mamba.load_model(
+            pretrained,
+            self._config,
+            revision=revision,
+            subfolder=kwargs.get("subfolder", ""),
+            dtype=get_dtype(dtype),
+            device=self._device,
+        )
+
+    # ------------------------------------------------------------------ lengths
+    @property
+    def max_length(self) -> int:
+        """The user's ``max_length``, or ``NO_LIMIT``."""
+        return self._limit or NO_LIMIT
+
+    def _check_length(self, n_tokens: int, what: str) -> None:
+        """Refuse requests over the user's limit; note once when one goes past the
+        model's own context length (extrapolation is measured, not prevented)."""
+        if self._limit is not None and n_tokens > self._limit:
+            raise ValueError(
+                f"lc_hf: a {what} request is {n_tokens} tokens long, over max_length="
+                f"{self._limit}; lc_hf never truncates, so raise max_length or leave it unset."
+            )
+        if not self._positions_warned:
+            field = next((f for f in _POSITION_FIELDS if getattr(self.config, f, None)), None)
+            if field and n_tokens > getattr(self.config, field):
+                self._positions_warned = True
+                log.warning(
+                    "lc_hf: a %s request is %d tokens long, past the model's %s=%d; "
+                    "running it anyway (logged once per run).",
+                    what,
+                    n_tokens,
+                    field,
+                    getattr(self.config, field),
+                )
+
+    @property
+    def _progress(self) -> bool:
+        return self.rank == 0
+
+    # ------------------------------------------------------------ scoring
+    def _score(self, rows, targets, state) -> list[tuple[float, bool]]:
+        """Sum of log p(targets[i][t] | rows[i][: t + 1]) for every row, and whether
+        every target token is the argmax, feeding ``rows`` after ``state``."""
+        totals = [0.0] * len(rows)
+        greedy = [True] * len(rows)
+
+        def on_chunk(row_ids, start, logits):  # logits (b, T, vocab)
+            width = logits.shape[1]
+            wanted = torch.tensor(
+                [targets[i][start : start + width] for i in row_ids], device=logits.device
+            )  # (b, T)
+            logprobs = logits.float().log_softmax(-1).gather(-1, wanted[..., None])[..., 0]
+            hits = (logits.argmax(-1) == wanted).all(-1)  # (b,)
+            for k, i in enumerate(row_ids):
+                totals[i] += float(logprobs[k].sum())
+                greedy[i] = greedy[i] and bool(hits[k])
+
+        feed(self.runner, rows, state, self.chunk_size, on_chunk=on_chunk, progress=self._progress)
+        return list(zip(totals, greedy))
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
+        """Score (context, continuation) token pairs: each distinct context is
+        prefilled once, its continuations are scored from copies of its state."""
+        for _, context, continuation in requests:
+            if not context or not continuation:
+                raise ValueError("loglikelihood requests need a non-empty context and continuation")
+            self._check_length(len(context) + len(continuation) - 1, "loglikelihood")
+        by_context: dict[tuple[int, ...], list[int]] = {}
+        for index, (_, context, _) in enumerate(requests):
+            by_context.setdefault(tuple(context), []).append(index)
+        contexts = sorted(by_context, key=len, reverse=True)
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        size = self.batch_size
+        bar = tqdm(
+            total=len(requests),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running loglikelihood requests",
+        )
+        for first in range(0, len(contexts), size):
+            batch = contexts[first : first + size]
+            # state after context[:-1]; the last context token starts every continuation row
+            ends = feed(
+                self.runner,
+                [list(c[:-1]) for c in batch],
+                self.runner.new_state(len(batch)),
+                self.chunk_size,
+                keep_states=True,
+                progress=self._progress,
+            )
+            for context, end in zip(batch, ends):
+                indices = by_context[context]
+                for sub in range(0, len(indices), size):
+                    group = indices[sub : sub + size]
+                    conts = [requests[i][2] for i in group]
+                    rows = [[context[-1], *cont[:-1]] for cont in conts]
+                    scores = self._score(rows, conts, end.state.select([0] * len(group)))
+                    for i, answer in zip(group, scores):
+                        results[i] = answer
+                        if requests[i][0] is not None:
+                            self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                        bar.update(1)
+        bar.close()
+        return results
+
+    def loglikelihood_rolling(self, requests, disable_tqdm=False) -> list[float]:
+        """Log-likelihood of whole documents in one pass each, state carried throughout."""
+        docs = [self.tok_encode(req.args[0]) for req in requests]
+        for doc in docs:
+            self._check_length(len(doc), "loglikelihood_rolling")
+        order = sorted(range(len(docs)), key=lambda i: len(docs[i]), reverse=True)
+        order = [i for i in order if docs[i]]  # an empty document scores 0
+        totals = [0.0] * len(docs)
+        bar = tqdm(
+            total=len(docs),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running loglikelihood_rolling requests",
+        )
+        bar.update(len(docs) - len(order))
+        for first in range(0, len(order), self.batch_size):
+            batch = order[first : first + self.batch_size]
+            rows = [[self.prefix_token_id, *docs[i][:-1]] for i in batch]
+            scores = self._score(rows, [docs[i] for i in batch], self.runner.new_state(len(batch)))
+            for i, (total, _) in zip(batch, scores):
+                totals[i] = total
+                bar.update(1)
+        for req, total in zip(requests, totals):
+            self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
+        bar.close()
+        return totals
+
+    # ---------------------------------------------------------- generation
+    def _encode_prompt(self, text: str) -> list[int]:
+        """Token ids of a generation prompt, exactly as ``hf`` encodes it."""
+        ids = self.tok_batch_encode([text])[0][0].tolist()
+        if not ids:
+            raise ValueError("generate_until needs a non-empty prompt")
+        return ids
+
+    def _stop_rule(self, until: list[str]):
+        """``should_stop(generated)``: an EOS token, or a stop string in the text."""
+        eos = {self.eot_token_id}
+        config_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos.update(config_eos if isinstance(config_eos, list) else [config_eos])
+        stops = [s for s in until if s]
+        # enough trailing tokens to hold any stop string (tokens may be partial characters)
+        window = 2 * max((len(s) for s in stops), default=0) + 4
+
+        def should_stop(generated: list[int]) -> bool:
+            if generated[-1] in eos:
+                return True
+            tail = self.tokenizer.decode(generated[-window:])
+            if not any(s in tail for s in stops):
+                return False
+            text = self.tokenizer.decode(generated)  # confirm on the whole text
+            return any(s in text for s in stops)
+
+        return should_stop
+
+    def _finish_text(self, tokens: list[int], until: list[str]) -> str:
+        """Generated tokens to the returned string, as ``hf`` post-processes them."""
+        if isinstance(self.think_end_token, int) and self.think_end_token in tokens:
+            last = len(tokens) - 1 - tokens[::-1].index(self.think_end_token)
+            tokens = tokens[last + 1 :]
+            text = self.tok_decode(tokens).lstrip()
+        else:
+            text = self.tok_decode(tokens)
+        think = self.think_end_token if isinstance(self.think_end_token, str) else None
+        return postprocess_generated_text(generation=text, stop=until, think_end_token=think)
+
+    def generate_until(self, requests, disable_tqdm=False) -> list[str]:
+        """Chunked prefill of each prompt, then decoding until a stop string, EOS or
+        ``max_gen_toks``."""
+        results: list[str | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for index, req in enumerate(requests):
+            key = json.dumps(req.args[1], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(index)
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        bar = tqdm(
+            total=len(requests),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running generate_until requests",
+        )
+        for indices in groups.values():
+            gen_kwargs = requests[indices[0]].args[1]
+            kwargs = dict(normalize_gen_kwargs(gen_kwargs, self.max_gen_toks))
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
+            max_gen_toks = int(kwargs.pop("max_gen_toks"))
+            if "max_length" in kwargs:
+                raise ValueError("lc_hf: use max_gen_toks, not max_length, in generation kwargs")
+            sampler = Sampler.from_gen_kwargs(kwargs)
+            should_stop = self._stop_rule(until)
+            prompts = {i: self._encode_prompt(requests[i].args[0]) for i in indices}
+            for i in indices:
+                self._check_length(len(prompts[i]) + max_gen_toks, "generate_until")
+            order = sorted(indices, key=lambda i: len(prompts[i]), reverse=True)
+            for first in range(0, len(order), self.batch_size):
+                batch = order[first : first + self.batch_size]
+                ends = feed(
+                    self.runner,
+                    [prompts[i] for i in batch],
+                    self.runner.new_state(len(batch)),
+                    self.chunk_size,
+                    keep_states=True,
+                    keep_last_logits=True,
+                    progress=self._progress,
+                )
+                for i, end in zip(batch, ends):
+                    tokens = decode(
+                        self.runner,
+                        end.state,
+                        end.logits,
+                        max_new_tokens=max_gen_toks,
+                        sampler=sampler,
+                        should_stop=should_stop,
+                        context=prompts[i],
+                    )
+                    text = self._finish_text(tokens, until)
+                    results[i] = text
+                    self.cache_hook.add_partial("generate_until", requests[i].args, text)
+                    bar.update(1)
+        bar.close()
+        return results
