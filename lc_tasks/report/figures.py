@@ -37,28 +37,20 @@ def plot_curves(
     dotted vertical line in the model's colour; threshold: a grey dashed horizontal line.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=110)
     lengths = sorted({n for c in curves.values() for n in c})
     for i, (model, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
         xs = sorted(curve)
+        train = training.get(model)
+        label = f"{model} (train {length_label(train)})" if train else model
         # Hollow markers of different shapes keep coinciding curves visible.
         ax.plot(
-            xs, [curve[n] for n in xs], color=color, label=model, marker=_MARKERS[i % len(_MARKERS)],
+            xs, [curve[n] for n in xs], color=color, label=label, marker=_MARKERS[i % len(_MARKERS)],
             markerfacecolor="none", markersize=8 - (i % 3), linewidth=1.5,
         )  # fmt: skip
-        train = training.get(model)
         if train:
             ax.axvline(train, color=color, linestyle=":", linewidth=1.5)
-            ax.annotate(
-                f"train {length_label(train)}",
-                xy=(train, 1.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -12 - 11 * i),
-                textcoords="offset points",
-                color=color,
-                fontsize=8,
-            )
             lengths = sorted({*lengths, train})
     if threshold is not None:
         ax.axhline(threshold, color="0.5", linestyle="--", linewidth=1)
@@ -77,11 +69,11 @@ def plot_curves(
     if len(lengths) == 1:  # a single point: give the axis some width
         ax.set_xlim(lengths[0] / 1.5, lengths[0] * 1.5)
     ax.set_ylim(-3, 103)
-    ax.set_xlabel("input length (tokens, log2 scale)")
+    ax.set_xlabel("input length (tokens, log2 scale); dotted lines: training lengths")
     ax.set_ylabel("score (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata=_PNG_META)
     plt.close(fig)
