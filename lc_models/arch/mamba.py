@@ -18,65 +18,10 @@ import types
 import torch
 import torch.nn.functional as F
 
+from lc_models.ops.selective_scan import selective_scan
 from lc_models.state import CacheRunner
 
 MODEL_TYPES = ("mamba", "falcon_mamba", "jamba")
-
-
-def _selective_scan():
-    """The shared selective-scan op (lc_models.ops), or the local reference until it lands."""
-    try:
-        from lc_models.ops.selective_scan import selective_scan
-    except ImportError:
-        return selective_scan_ref
-    return selective_scan
-
-
-def selective_scan_ref(
-    u,
-    delta,
-    A,
-    B,
-    C,
-    D=None,
-    z=None,
-    delta_bias=None,
-    delta_softplus=False,
-    initial_state=None,
-    return_final_state=False,
-):
-    """Per-token reference of mamba_ssm's selective scan, resuming from ``initial_state``.
-
-    u, delta, z: (batch, d_inner, L); A: (d_inner, d_state); B, C: (batch, d_state, L);
-    D, delta_bias: (d_inner,); initial_state: (batch, d_inner, d_state).
-    Returns y (batch, d_inner, L), and the final state if ``return_final_state``.
-    """
-    dtype = u.dtype
-    u, delta = u.float(), delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    batch, d_inner, length = u.shape
-    dA = torch.exp(delta[..., None] * A.float()[:, None, :])  # (batch, d_inner, L, d_state)
-    dBu = delta[..., None] * B.float().transpose(1, 2)[:, None] * u[..., None]  # same
-    C = C.float()
-    h = (
-        initial_state.float()
-        if initial_state is not None
-        else u.new_zeros(batch, d_inner, A.shape[1])
-    )  # (batch, d_inner, d_state)
-    ys = []
-    for t in range(length):
-        h = dA[:, :, t] * h + dBu[:, :, t]
-        ys.append(torch.einsum("bdn,bn->bd", h, C[:, :, t]))
-    y = torch.stack(ys, dim=-1)  # (batch, d_inner, L)
-    if D is not None:
-        y = y + u * D.float()[:, None]
-    if z is not None:
-        y = y * F.silu(z.float())
-    y = y.to(dtype)
-    return (y, h) if return_final_state else y
 
 
 def _norm(mixer, name, x):
@@ -117,7 +62,7 @@ def mixer_forward(self, hidden_states, cache=None, attention_mask=None, **kwargs
     )
     dt = self.dt_proj.weight @ dt.transpose(1, 2)  # (b, d_inner, L), bias added in the scan
     A = -torch.exp(self.A_log.float())  # (d_inner, d_state)
-    y, final = _selective_scan()(
+    y, final = selective_scan(
         x,
         dt,
         A,
