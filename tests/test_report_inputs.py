@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 
 import pytest
 from conftest import run_cli
-from report_helpers import write_run
+from report_helpers import read_results, write_run
 
 from lc_tasks.cli import main as lc_eval
 from lc_tasks.report import build_report, write_report
@@ -285,3 +286,28 @@ def test_the_executable_reports_bad_input_in_one_line(tmp_path):
     )
     assert proc.stderr.strip().splitlines() == [expected], proc.stderr
     assert "report" in run_cli("lc-eval", "--help").stdout
+
+
+def test_output_path_ending_in_json_is_found_in_its_folder(tmp_path):
+    """``--output_path runs/sweep.json`` writes ``runs/sweep_<date>.json`` and samples beside it."""
+    write_run(tmp_path / "runs" / "sweep.json", {"pretrained": "/ckpt/llama"}, {"lc_vt_1k": [1, 0]})
+    report = build_report([tmp_path / "runs"])
+    assert report.runs[0].path.name.startswith("sweep_")
+    assert [(s.depth, s.score) for s in report.scores] == [(None, 50.0), (0.0, 100.0), (50.0, 0.0)]
+
+
+def test_samples_that_disagree_with_their_results_are_flagged(tmp_path):
+    path = write_run(tmp_path / "runs", {"pretrained": "/ckpt/llama"}, {"lc_passkey_1k": [1, 0]})
+    data = read_results(path)
+    data["results"]["lc_passkey_1k"]["acc,none"] = 1.0
+    path.write_text(json.dumps(data))
+    report = build_report([tmp_path / "runs"])
+    assert any("do not average to its recorded score" in note for note in report.notes)
+
+
+def test_limited_runs_are_noted(tmp_path):
+    write_run(tmp_path / "runs", {"pretrained": "/m/llama"}, {"lc_vt_1k": [1]}, limit=0.25)
+    report = build_report([tmp_path / "runs"])
+    assert "llama: run with --limit 0.25: scores cover only that fraction of the documents" in (
+        " ".join(report.notes)
+    )

@@ -179,9 +179,10 @@ def _run_notes(m: ModelReport) -> list[str]:
         )
     limits = {r.limit for r in m.runs.runs if r.limit is not None}
     if limits:
+        shown = ", ".join(f"{x:g}" for x in sorted(limits))
+        what = "that fraction of the" if max(limits) < 1 else "that many"
         notes.append(
-            f"{m.name}: run with --limit {', '.join(f'{x:g}' for x in sorted(limits))}: "
-            "scores cover only that many documents per task"
+            f"{m.name}: run with --limit {shown}: scores cover only {what} documents per task"
         )
     return notes
 

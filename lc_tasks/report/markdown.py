@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 
 from lc_tasks.report.build import ModelReport, Report
 from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label
@@ -208,8 +209,14 @@ def _inputs(report: Report) -> str:
     for m in report.models:
         for run in m.runs.runs:
             used = sum(1 for r in m.runs.task_run.values() if r is run)
-            rows.append([m.name, str(run.path), run.model_source, f"{used} of {len(run.results)}"])
-    return table(["model", "results file", "lm-eval model", "tasks used"], rows, left=3)
+            started = datetime.fromtimestamp(run.date, tz=timezone.utc).strftime(
+                "%Y-%m-%d %H:%M UTC"
+            )
+            rows.append(
+                [m.name, str(run.path), run.model_source, started, f"{used} of {len(run.results)}"]
+            )
+    header = ["model", "results file", "lm-eval model", "started", "tasks used"]
+    return table(header, rows, left=4)
 
 
 def _first_metric(report: Report, task: str) -> str:
