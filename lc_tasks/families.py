@@ -1,0 +1,93 @@
+"""The task families and lengths: every variant is a row of data, not code.
+
+One generator per *kind* (``passkey``, ``niah``, ``vt``, ``cwe``, ``fwe``)
+reads its family's ``params``. The YAML task files, the READMEs and the
+sizing all read ``max_gen_toks`` and ``until`` from here, so they agree.
+
+>>> FAMILIES["niah_multikey"].ruler, FAMILIES["niah_multikey"].params["num_keys"]
+('niah_multikey_1', 4)
+>>> task_name("passkey", 4096)
+'lc_passkey_4k'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["Family", "FAMILIES", "LENGTHS", "SUITE", "DEFAULT_DEPTHS", "task_name", "length_label"]
+
+# Label -> tokens of the model's own tokenizer (k = 1024, m = 1048576).
+LENGTHS: dict[str, int] = {
+    "1k": 1 << 10, "2k": 1 << 11, "4k": 1 << 12, "8k": 1 << 13, "16k": 1 << 14, "32k": 1 << 15,
+    "64k": 1 << 16, "128k": 1 << 17, "256k": 1 << 18, "512k": 1 << 19, "1m": 1 << 20,
+}
+
+# 11 needle depths, percent of the haystack.
+DEFAULT_DEPTHS: tuple[float, ...] = tuple(float(d) for d in range(0, 101, 10))
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: str  # which generator: passkey | niah | vt | cwe | fwe
+    ruler: str | None  # the RULER task it reproduces
+    summary: str
+    max_gen_toks: int
+    until: tuple[str, ...] = ()
+    haystack: str | None = None  # default haystack; None: the family has its own
+    params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _niah(name: str, ruler: str, summary: str, haystack: str, **params: Any) -> Family:
+    base = {"key": "word", "value": "number", "num_keys": 1, "num_values": 1, "num_queries": 1}
+    return Family(name, "niah", ruler, summary, max_gen_toks=128, haystack=haystack,
+                  params=MappingProxyType(base | params))
+
+
+_ROWS = [
+    Family("passkey", "passkey", None,
+           "one 5-digit pass key in repeated noise (Mohtashami & Jaggi, landmark attention)",
+           max_gen_toks=16, until=("\n",), haystack="noise"),
+    _niah("niah_single", "niah_single_1", "one word key -> 7-digit number, noise haystack",
+          "noise"),
+    _niah("niah_prose", "niah_single_2", "the same needle in prose", "prose"),
+    _niah("niah_uuid", "niah_single_3", "word key -> UUID value, prose", "prose", value="uuid"),
+    _niah("niah_multikey", "niah_multikey_1", "4 needles with different keys, ask one",
+          "prose", num_keys=4),
+    _niah("niah_needles", "niah_multikey_2", "the haystack is made of needles, ask one",
+          "needles"),
+    _niah("niah_uuidkv", "niah_multikey_3", "haystack of UUID -> UUID needles, ask one",
+          "needles", key="uuid", value="uuid"),
+    _niah("niah_multivalue", "niah_multivalue", "4 values under one key, return all",
+          "prose", num_values=4),
+    _niah("niah_multiquery", "niah_multiquery", "ask for 4 keys, return all values",
+          "prose", num_keys=4, num_queries=4),
+    Family("vt", "vt", "vt", "multi-hop variable tracing: name every variable bound to a value",
+           max_gen_toks=30, haystack="noise",
+           params=MappingProxyType({"num_chains": 1, "num_hops": 4})),
+    Family("cwe", "cwe", "cwe", "common-word extraction: the 10 most frequent words of a list",
+           max_gen_toks=120, params=MappingProxyType({"num_cw": 10})),
+    Family("fwe", "fwe", "fwe", "frequent-word extraction: the 3 most frequent coded words",
+           max_gen_toks=50, params=MappingProxyType({"alpha": 2.0, "word_len": 6})),
+]
+
+FAMILIES: dict[str, Family] = {f.name: f for f in _ROWS}
+
+# The eleven RULER-equivalent families averaged by the lc_suite_<len> groups
+# (RULER's 13 minus its two QA tasks, which need downloaded data).
+SUITE: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None)
+
+
+def length_label(tokens: int) -> str:
+    """``4096 -> '4k'`` for the lengths in ``LENGTHS``."""
+    for label, value in LENGTHS.items():
+        if value == tokens:
+            return label
+    raise ValueError(f"{tokens} is not one of the task lengths {sorted(LENGTHS.values())}")
+
+
+def task_name(family: str, tokens: int) -> str:
+    """Task name of a family at a length, e.g. ``lc_niah_single_128k``."""
+    return f"lc_{family}_{length_label(tokens)}"

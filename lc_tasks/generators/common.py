@@ -1,0 +1,142 @@
+"""Pieces shared by the generators: per-doc seeds, haystack choice, needle fitting."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from lc_tasks import haystack as hs
+from lc_tasks.options import TaskSpec
+from lc_tasks.sizing import Fit, TokenCounter, fit_to_length
+
+__all__ = ["Built", "doc_seed", "HaystackChoice", "choose_haystack", "NeedleFitter"]
+
+# RULER's 40 depth levels; needles other than the one at the doc's depth go here.
+RULER_LEVELS: tuple[float, ...] = tuple(float(round(100 * i / 39)) for i in range(40))
+
+
+@dataclass
+class Built:
+    """One generated prompt, before it becomes an lm-eval doc."""
+
+    prompt: str
+    outputs: list[str]
+    n_tokens: int
+    depth: float | list[float] | None
+    positions: list[int]  # token index where each needle starts, same order as depth
+
+
+def doc_seed(seed: int, family: str, length: int, index: int) -> int:
+    """A 63-bit seed for one doc, stable across processes and Python versions.
+
+    >>> doc_seed(42, "passkey", 1024, 0) == doc_seed(42, "passkey", 1024, 0)
+    True
+    """
+    digest = hashlib.sha256(f"lc-eval/{seed}/{family}/{length}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass
+class HaystackChoice:
+    """Where a needle family's filler comes from and how needles sit in it."""
+
+    name: str  # noise | prose | text (file or hf:)
+    units: Callable[[random.Random], Iterator[hs.Unit]]  # fresh unit stream for one doc
+    sep: str | None  # around needles; None: the whitespace at the insertion point
+    per_doc: bool  # False: the same haystack for every doc (noise), grown once
+
+
+@cache
+def _text(source: str, split: str, column: str) -> str:
+    return hs.load_text(source, split=split, column=column)
+
+
+def choose_haystack(spec: TaskSpec, *, lines: bool = True) -> HaystackChoice:
+    """The haystack asked for by ``spec.haystack`` or the family's default.
+
+    ``lines``: noise as RULER's lines (needles on their own line between lines);
+    False gives the landmark passkey's single stream of sentences.
+    """
+    name = spec.haystack or spec.info.haystack or "noise"
+    if name == "noise":
+        return HaystackChoice("noise", lambda rng: hs.noise_units(lines=lines), "\n", False)
+    if name == "prose":
+        return HaystackChoice("prose", hs.prose_units, None, True)
+    text = _text(name, spec.haystack_split, spec.haystack_column)
+    return HaystackChoice("text", lambda rng: hs.text_units(text, rng), None, True)
+
+
+class NeedleFitter:
+    """Puts needles at given depths into a haystack sized to the budget.
+
+    The prompt is ``head + haystack-with-needles + tail``. Depths are fractions
+    of the haystack's tokens; each maps to the nearest unit start, so when the
+    haystack is cut shorter the needles move with it.
+    """
+
+    def __init__(self, counter: TokenCounter, budget: int):
+        self.counter = counter
+        self.budget = budget
+        self.offset = 0.0  # last doc's estimate error: a good start for the next
+        self._shared: dict[str, hs.Haystack] = {}
+
+    def _haystack(self, choice: HaystackChoice, rng: random.Random, want: float
+                  ) -> tuple[hs.Haystack, Callable[[float], hs.Haystack]]:
+        """A haystack of about ``want`` tokens, and a function to grow a bigger one."""
+        seed = rng.getrandbits(64)
+        key = f"{choice.name}/{choice.sep!r}"
+
+        def make(more: float) -> hs.Haystack:
+            hay = hs.grow(choice.units(random.Random(seed)), self.counter, more)
+            if not choice.per_doc:
+                self._shared[key] = hay
+            return hay
+
+        if choice.per_doc:
+            return make(want), make
+        shared = self._shared.get(key)
+        if shared is None or shared.cum[-1] < want:
+            shared = make(want)
+        return shared, make
+
+    def fit(
+        self,
+        head: str,
+        tail: str,
+        needles: Sequence[tuple[float, str]],
+        choice: HaystackChoice,
+        rng: random.Random,
+        *,
+        budget: int | None = None,
+        units: Callable[[random.Random], Iterator[hs.Unit]] | None = None,
+    ) -> tuple[Fit, list[int]]:
+        """Fit and return ``(fit, needle token positions)``; needles are (fraction, text).
+
+        ``units`` overrides the choice's unit stream (needle haystacks).
+        """
+        budget = self.budget if budget is None else budget
+        if units is not None:
+            choice = HaystackChoice(choice.name, units, choice.sep, True)
+        fixed = self.counter.count(head + tail) + sum(
+            self.counter.piece_counts([f"\n{text}\n" for _, text in needles]))
+        want = budget * 1.1 + 64
+        hay, make = self._haystack(choice, rng, want)
+
+        def build(n: int) -> tuple[str, list[int]]:
+            placed = [(hay.boundary(n, frac), text) for frac, text in needles]
+            body, offsets = hay.render(n, placed, sep=choice.sep)
+            return head + body + tail, [len(head) + o for o in offsets]
+
+        while True:
+            fit = fit_to_length(build, lambda n: fixed + hay.cum[n], budget=budget, n_min=0,
+                                n_max=len(hay), counter=self.counter, offset=self.offset)
+            if fit.n < len(hay) or want > 64 * budget:
+                break
+            # Every piece was used: the estimate over-counted. Grow and fit again.
+            want *= 2
+            hay = make(want)
+        self.offset = fit.offset
+        return fit, self.counter.positions(fit.prompt, fit.enc, fit.extra)

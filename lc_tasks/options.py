@@ -1,0 +1,127 @@
+"""What a task is asked to build: ``TaskSpec``, parsed from lm-eval's metadata.
+
+lm-eval hands a task's ``custom_dataset`` the merged ``--model_args`` and
+``--metadata``, so the options arrive as keyword arguments, typed (JSON) or
+as strings (model_args). Unknown keys are model arguments and are ignored.
+
+>>> spec = task_spec("vt", 4096, num_samples="5", num_hops=2, depths="0 50 100")
+>>> spec.num_samples, spec.params["num_hops"], spec.depths
+(5, 2, (0.0, 50.0, 100.0))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, Family
+
+__all__ = ["TaskSpec", "task_spec", "OPTIONS"]
+
+# Option -> help text; the README's option table is written from this.
+OPTIONS: dict[str, str] = {
+    "num_samples": "docs per task (default 100)",
+    "seed": "base seed; every doc derives its own from it (default 42)",
+    "depths": "needle depths in percent: a list, a count of evenly spaced levels, "
+              "or a string like '0 25 50' (default 11 levels, 0..100)",
+    "haystack": "noise | prose | <path of a text file> | hf:<dataset>[:<config>] "
+                "(default: the family's own; families whose haystack is the task ignore it)",
+    "haystack_split": "split of an hf: haystack (default train)",
+    "haystack_column": "text column of an hf: haystack (default text)",
+    "num_hops": "vt: hops per chain (default 4)",
+    "num_chains": "vt: chains, one asked for (default 1)",
+    "reserve": "tokens kept free beyond max_gen_toks, e.g. for a chat template (default 0)",
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: a family at a length, with its options."""
+
+    family: str
+    length: int  # target L, tokens: prompt + max_gen_toks + reserve <= L
+    num_samples: int = 100
+    depths: tuple[float, ...] = DEFAULT_DEPTHS
+    haystack: str | None = None  # None: the family's default
+    haystack_split: str = "train"
+    haystack_column: str = "text"
+    reserve: int = 0
+    params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def info(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def budget(self) -> int:
+        """Most prompt tokens allowed."""
+        return self.length - self.info.max_gen_toks - self.reserve
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {name}={value!r} must be an integer") from None
+    if out < minimum or (isinstance(value, float) and value != out):
+        raise ValueError(f"option {name}={value!r} must be an integer >= {minimum}")
+    return out
+
+
+def _depths(value: Any) -> tuple[float, ...]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == int(value):
+        k = _int("depths", value, 1)
+        return tuple(round(100 * i / (k - 1), 4) if k > 1 else 50.0 for i in range(k))
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[\s,;]+", value.strip("[]() ")) if p]
+        if len(parts) == 1:
+            return _depths(float(parts[0]) if "." in parts[0] else int(parts[0]))
+        value = parts
+    try:
+        out = tuple(float(d) for d in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option depths={value!r} must be a list of percents") from None
+    if not out or any(not 0 <= d <= 100 for d in out):
+        raise ValueError(f"option depths={value!r}: give one or more percents in [0, 100]")
+    return out
+
+
+def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
+    """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    info = FAMILIES[family]
+    length = _int("length", length, 1)
+    params = dict(info.params)
+    if info.kind == "vt":
+        for key in ("num_hops", "num_chains"):
+            if options.get(key) is not None:
+                params[key] = _int(key, options[key], 1)
+    haystack = options.get("haystack")
+    if haystack is not None:
+        haystack = str(haystack)
+    spec = TaskSpec(
+        family=family,
+        length=length,
+        num_samples=_int("num_samples", options.get("num_samples", 100), 1),
+        depths=_depths(options["depths"]) if options.get("depths") is not None
+        else DEFAULT_DEPTHS,
+        haystack=haystack,
+        haystack_split=str(options.get("haystack_split") or "train"),
+        haystack_column=str(options.get("haystack_column") or "text"),
+        reserve=_int("reserve", options.get("reserve", 0), 0),
+        params=MappingProxyType(params),
+    )
+    if spec.budget < 1:
+        raise ValueError(
+            f"lc_{family} at {length} tokens leaves no room for a prompt after "
+            f"max_gen_toks={info.max_gen_toks} and reserve={spec.reserve}"
+        )
+    return spec
+
+
+def seed_option(options: dict[str, Any]) -> int:
+    """The ``seed`` option (default 42, RULER's)."""
+    return _int("seed", options.get("seed", 42), 0)

@@ -1,0 +1,54 @@
+"""Scoring: metric ``acc`` in [0, 1] for every family.
+
+* passkey: 1 if the first integer in the output equals the key (landmark attention);
+* every other family: RULER's string-match-all, the fraction of expected
+  strings found in the output, case-insensitive.
+
+>>> process_results({"family": "passkey", "outputs": ["12345"]}, [" 12345. Remember it."])
+{'acc': 1.0}
+>>> process_results({"family": "niah_multivalue", "outputs": ["11", "22"]}, ["11 and 33"])
+{'acc': 0.5}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+__all__ = ["process_results", "string_match_all", "first_integer_match", "clean"]
+
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_INTEGER = re.compile(r"\d+")
+
+
+def clean(prediction: str) -> str:
+    """RULER's post-processing: control characters become newlines, ends stripped."""
+    return _CONTROL.sub("\n", prediction.strip()).strip()
+
+
+def string_match_all(prediction: str, references: Sequence[str]) -> float:
+    """Fraction of ``references`` that occur in ``prediction``, ignoring case.
+
+    >>> string_match_all("The Words: apple, PEAR", ["apple", "pear", "plum"])
+    0.6666666666666666
+    """
+    pred = clean(prediction).lower()
+    return sum(r.lower() in pred for r in references) / len(references)
+
+
+def first_integer_match(prediction: str, key: str) -> float:
+    """1.0 if the first run of digits in ``prediction`` is ``key``.
+
+    >>> first_integer_match("It is 4 then 12345", "12345"), first_integer_match("12345", "12345")
+    (0.0, 1.0)
+    """
+    found = _INTEGER.search(prediction)
+    return float(found is not None and found.group() == key)
+
+
+def process_results(doc: dict, results: list[str]) -> dict[str, float]:
+    """lm-eval hook: ``results`` holds the one generation for ``doc``."""
+    prediction = results[0] if results else ""
+    if doc["family"] == "passkey":
+        return {"acc": first_integer_match(prediction, doc["outputs"][0])}
+    return {"acc": string_match_all(prediction, doc["outputs"])}

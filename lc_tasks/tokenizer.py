@@ -1,0 +1,77 @@
+"""The tokenizer a task sizes its prompts with, taken from the model arguments.
+
+As in lm-eval's RULER tasks: ``tokenizer`` wins, then ``pretrained`` (HF
+models), then ``model`` (API backends). Pass one with
+``--model_args pretrained=...`` or ``--metadata '{"tokenizer": "..."}'``.
+
+>>> tokenizer_name({"pretrained": "/ckpt", "tokenizer": "/tok"})
+'/tok'
+>>> tokenizer_name({"dtype": "float32"}) is None
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+__all__ = ["tokenizer_name", "resolve_tokenizer", "load_tokenizer", "MissingTokenizer"]
+
+TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
+
+
+class MissingTokenizer(ValueError):
+    """No tokenizer in the model arguments or metadata."""
+
+
+def tokenizer_name(options: dict[str, Any]) -> str | None:
+    """The first non-empty name among ``tokenizer``, ``pretrained``, ``model``."""
+    for key in TOKENIZER_KEYS:
+        value = options.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def local_path(name: str) -> str:
+    """Where a short model name points. The one place for bundled-model lookup.
+
+    Short names of bundled models (``lc_models.zoo``) are to be mapped to their
+    folders here; any other name (hub id or path) is returned unchanged.
+    """
+    return name
+
+
+@lru_cache(maxsize=8)
+def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """``AutoTokenizer.from_pretrained`` for a hub id, a local folder or a short name."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(local_path(name), trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001 - any loading failure gets one clear line
+        raise ValueError(f"cannot load tokenizer {name!r} to size the lc-eval tasks: {err}") \
+            from err
+    if not tok("The quick brown fox.", add_special_tokens=False)["input_ids"]:
+        raise ValueError(f"tokenizer {name!r} encodes text to 0 tokens; cannot size prompts")
+    return tok
+
+
+def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
+    """The tokenizer named by the options, or a one-line error saying how to pass one.
+
+    >>> try:
+    ...     resolve_tokenizer({}, "lc_passkey_1k")
+    ... except MissingTokenizer as err:
+    ...     print(err)
+    lc_passkey_1k sizes its prompts with the model's tokenizer: pass --model_args pretrained=<model> (or tokenizer=<name or path>), or --metadata '{"tokenizer": "<name or path>"}'
+    """
+    name = tokenizer_name(options)
+    if name is None:
+        raise MissingTokenizer(
+            f"{task} sizes its prompts with the model's tokenizer: pass --model_args "
+            "pretrained=<model> (or tokenizer=<name or path>), or --metadata "
+            "'{\"tokenizer\": \"<name or path>\"}'"
+        )
+    trust = str(options.get("trust_remote_code", False)).lower() in ("1", "true", "yes")
+    return load_tokenizer(name, trust)
