@@ -26,8 +26,9 @@ OPTIONS: dict[str, str] = {
     "seed": "base seed; every doc derives its own from it (default 42)",
     "depths": "needle depths in percent: a list, a count of evenly spaced levels, "
               "or a string like '0 25 50' (default 11 levels, 0..100)",
-    "haystack": "noise | prose | <path of a text file> | hf:<dataset>[:<config>] "
-                "(default: the family's own; families whose haystack is the task ignore it)",
+    "haystack": "`noise`, `prose`, the path of a text file, or `hf:<dataset>[:<config>]` "
+                "(default: the family's own; niah_needles and niah_uuidkv, whose haystack "
+                "is made of needles, and cwe/fwe ignore it)",
     "haystack_split": "split of an hf: haystack (default train)",
     "haystack_column": "text column of an hf: haystack (default text)",
     "num_hops": "vt: hops per chain (default 4)",

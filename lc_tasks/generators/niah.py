@@ -49,9 +49,19 @@ def _distractors(kind_k: str, kind_v: str, rng: random.Random,
     """Endless needle lines with fresh keys: the haystack of niah_needles/uuidkv."""
     if kind_k == "word":
         adjs, nouns = words.adjectives(), words.nouns()
-        order = rng.sample(range(len(adjs) * len(nouns)), len(adjs) * len(nouns))
-        keys = (f"{adjs[i // len(nouns)]}-{nouns[i % len(nouns)]}" for i in order)
-        keys = (k for k in keys if k not in exclude)
+        pool = len(adjs) * len(nouns)
+        seen = set(exclude)
+
+        def word_keys():
+            # Rejection sampling: O(lines used), not O(pool) per doc.
+            while len(seen) < pool:
+                i = rng.randrange(pool)
+                key = f"{adjs[i // len(nouns)]}-{nouns[i % len(nouns)]}"
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+        keys = word_keys()
     else:
         keys = (k for k in iter(lambda: _value("uuid", rng), None) if k not in exclude)
     for key in keys:
