@@ -1,0 +1,114 @@
+"""Benchmark model configs (real sizes, random weights) and the texts fed to them.
+
+Checkpoints are built locally with ``from_config`` and saved with a character tokenizer
+(one token per character, so a text of N characters is exactly N tokens). Nothing touches
+a model hub.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+# name -> (description, factory of the transformers config)
+CONFIGS: dict[str, tuple[str, Callable[[], Any]]] = {}
+
+
+def config(name: str, description: str):
+    def register(factory):
+        CONFIGS[name] = (description, factory)
+        return factory
+
+    return register
+
+
+@config("mamba", "Mamba-130m config (d_model 768, 24 layers, d_state 16, vocab 50280)")
+def _mamba():
+    from transformers import MambaConfig
+
+    return MambaConfig(
+        vocab_size=50280, hidden_size=768, num_hidden_layers=24, state_size=16,
+        expand=2, conv_kernel=4, tie_word_embeddings=True,
+    )
+
+
+@config("mamba2", "Mamba2-130m config (d_model 768, 24 layers, d_state 128, 24 heads of 64)")
+def _mamba2():
+    from transformers import Mamba2Config
+
+    return Mamba2Config(
+        vocab_size=50280, hidden_size=768, num_hidden_layers=24, state_size=128,
+        expand=2, head_dim=64, num_heads=24, n_groups=1, conv_kernel=4, chunk_size=256,
+        tie_word_embeddings=True,
+    )
+
+
+@config("llama", "Llama-160m config (d_model 768, 12 layers, 12 heads, MLP 3072, vocab 32000)")
+def _llama():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=32000, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+        num_attention_heads=12, num_key_value_heads=12, max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    )
+
+
+def build_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
+    """Save a random-weight ``name`` model and the char tokenizer to ``path`` (cached)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from lc_models.tiny import build_tokenizer
+
+    path = Path(path)
+    if (path / "config.json").exists():
+        return path
+    tok = build_tokenizer("char")
+    cfg = CONFIGS[name][1]()
+    cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = (
+        tok.pad_token_id, tok.bos_token_id, tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    tmp = path.with_name(path.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(path)
+    return path
+
+
+_FILLER = (
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
+)
+
+
+def filler_text(n_chars: int, seed: int = 0) -> str:
+    """Deterministic prose-like text of exactly ``n_chars`` characters."""
+    rng = random.Random(seed)
+    sentences = _FILLER.split(". ")
+    out: list[str] = []
+    size = 0
+    while size < n_chars:
+        s = rng.choice(sentences).strip(". ") + ". "
+        out.append(s)
+        size += len(s)
+    return "".join(out)[:n_chars]
+
+
+def loglikelihood_request(n_tokens: int, continuation_tokens: int = 8) -> tuple[str, str]:
+    """(context, continuation) with n_tokens characters (= tokens) in all."""
+    text = filler_text(n_tokens)
+    return text[:-continuation_tokens], text[-continuation_tokens:]
+
+
+def passkey_prompt(n_tokens: int, key: str = "71432") -> str:
+    """A passkey prompt of exactly n_tokens characters, the key at half depth."""
+    needle = f" The pass key is {key}. Remember it. {key} is the pass key. "
+    question = "\nWhat is the pass key? The pass key is"
+    room = n_tokens - len(needle) - len(question)
+    if room < 0:
+        raise ValueError(f"a passkey prompt needs at least {len(needle) + len(question)} tokens")
+    hay = filler_text(room, seed=1)
+    return hay[: room // 2] + needle + hay[room // 2 :] + question

@@ -1,0 +1,136 @@
+"""One benchmark measurement in this process; prints one JSON line (the last line of stdout).
+
+Run by ``bench_prefill.py``, one process per measurement, so that the peak RSS it reports
+(``ru_maxrss``) belongs to that measurement alone. Modes::
+
+    measure.py build CONFIG PATH                 # save a random-weight checkpoint
+    measure.py gemm                              # torch fp32 matmul GFLOP/s
+    measure.py loglikelihood MODEL PATH TOKENS   # one request of TOKENS tokens
+    measure.py generate MODEL PATH TOKENS        # generate_until on a passkey prompt
+
+MODEL is an lm-eval model name (``hf``, ``lc_hf``); ``--model_args`` adds to its arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from configs import build_checkpoint, loglikelihood_request, passkey_prompt  # noqa: E402
+
+WARMUP_TOKENS = 256
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def gemm_rate(seconds: float = 1.0) -> dict:
+    """Best fp32 matmul rate over a few shapes a 768-wide model runs (GFLOP/s)."""
+    import torch
+
+    shapes = {"2048x768x3072": (2048, 768, 3072), "2048x1536x768": (2048, 1536, 768),
+              "2048x2048x2048": (2048, 2048, 2048)}
+    rates = {}
+    for name, (m, k, n) in shapes.items():
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b  # warm up
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            count += 1
+        rates[name] = 2 * m * k * n * count / (time.perf_counter() - start) / 1e9
+    return {"gemm_gflops": max(rates.values()), "gemm_by_shape": rates,
+            "threads": torch.get_num_threads()}
+
+
+def load_lm(model: str, path: str, n_tokens: int, model_args: str):
+    import lc_models  # noqa: F401  (registers lc_hf)
+    from lm_eval.api.registry import get_model
+
+    args = f"pretrained={path},device=cpu,dtype=float32"
+    if model == "hf":  # stock hf would left-truncate at the config's length otherwise
+        args += f",max_length={n_tokens + 64}"
+    if model_args:
+        args += "," + model_args
+    return get_model(model).create_from_arg_string(args, {"batch_size": 1})
+
+
+def n_params(lm) -> int:
+    model = getattr(lm, "model", None) or getattr(lm, "_model", None)
+    seen, total = set(), 0
+    for p in model.parameters():  # tied weights counted once
+        if p.data_ptr() not in seen:
+            seen.add(p.data_ptr())
+            total += p.numel()
+    return total
+
+
+def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str) -> dict:
+    import torch
+    from lm_eval.api.instance import Instance
+
+    def request(n):
+        if mode == "loglikelihood":
+            return Instance("loglikelihood", {}, loglikelihood_request(n), 0)
+        gen = {"until": ["\n"], "max_gen_toks": 8, "do_sample": False}
+        return Instance("generate_until", {}, (passkey_prompt(n), gen), 0)
+
+    def call(lm, inst):
+        fn = lm.loglikelihood if mode == "loglikelihood" else lm.generate_until
+        try:
+            return fn([inst], disable_tqdm=True)
+        except TypeError:  # an implementation without the keyword
+            return fn([inst])
+
+    start = time.perf_counter()
+    lm = load_lm(model, path, n_tokens, model_args)
+    load_s = time.perf_counter() - start
+    call(lm, request(WARMUP_TOKENS))  # one-time costs: thread pools, kernel builds
+    rss_before = peak_rss_mb()
+    inst = request(n_tokens)
+    start = time.perf_counter()
+    out = call(lm, inst)
+    seconds = time.perf_counter() - start
+    return {
+        "mode": mode, "model": model, "tokens": n_tokens, "seconds": seconds,
+        "tokens_per_s": n_tokens / seconds, "peak_rss_mb": peak_rss_mb(),
+        "rss_before_request_mb": rss_before, "load_s": load_s, "params": n_params(lm),
+        "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
+    }
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="mode", required=True)
+    b = sub.add_parser("build")
+    b.add_argument("config")
+    b.add_argument("path")
+    sub.add_parser("gemm")
+    for mode in ("loglikelihood", "generate"):
+        r = sub.add_parser(mode)
+        r.add_argument("model")
+        r.add_argument("path")
+        r.add_argument("tokens", type=int)
+        r.add_argument("--model_args", default="")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.mode == "build":
+        result = {"path": str(build_checkpoint(args.config, Path(args.path)))}
+    elif args.mode == "gemm":
+        result = gemm_rate()
+    else:
+        result = run_request(args.mode, args.model, args.path, args.tokens, args.model_args)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
