@@ -106,6 +106,23 @@ def test_chaining_equals_one_call(backend, chunk, split):
     assert_near(h2, h_whole, "chained final state")
 
 
+@pytest.mark.parametrize("backend,chunk", backends())
+def test_channels_last_views_give_the_same_numbers(backend, chunk):
+    """Transposed views of (batch, L, channels) activations, as a mixer has them, need no copy."""
+    args = call_args(make_inputs(63, d_inner=13, d_state=16), OPTIONS["all"])
+    expected, h_expected = selective_scan(**args, return_final_state=True, backend=backend,
+                                          chunk_size=chunk)
+    batch, d_inner, L = args["u"].shape
+    xz = torch.cat([args["u"], args["z"]], 1).transpose(1, 2).contiguous()  # (b, L, 2d)
+    proj = torch.cat([args["B"], args["C"]], 1).transpose(1, 2).contiguous()  # (b, L, 2n)
+    views = dict(args, u=xz[..., :d_inner].transpose(1, 2), z=xz[..., d_inner:].transpose(1, 2),
+                 delta=args["delta"].transpose(1, 2).contiguous().transpose(1, 2),
+                 B=proj[..., :16].transpose(1, 2), C=proj[..., 16:].transpose(1, 2))
+    y, h = selective_scan(**views, return_final_state=True, backend=backend, chunk_size=chunk)
+    assert_near(y, expected, "y from channels-last views", tol=1e-6)
+    assert_near(h, h_expected, "final state from channels-last views", tol=1e-6)
+
+
 def test_return_final_state_false_returns_y_only():
     args = call_args(make_inputs(7), OPTIONS["all"])
     y = selective_scan(**args)

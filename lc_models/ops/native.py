@@ -2,14 +2,14 @@
 
 PyTorch has no fused linear-recurrence op, and every pure-torch formulation of the Mamba-1
 scan streams (batch, d_inner, L, d_state) values through memory several times. The plain
-C loop in ``csrc/selective_scan.c`` keeps the state in registers and reads each input once,
+C loop in ``csrc/selective_scan.c`` keeps the state in L1 and reads each input once,
 which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmarks/``).
 
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
 loaded with ``ctypes``. No torch headers are needed, so a build takes well under a second.
-Rows of the (batch * d_inner) grid are split across ``torch.get_num_threads()`` threads; ctypes
-releases the GIL during the call. If no compiler is found or the build fails, ``load()`` returns
+Blocks of 8 channels are split across ``torch.get_num_threads()`` threads; ctypes releases
+the GIL during the call. If no compiler is found or the build fails, ``load()`` returns
 None (the reason is logged once) and callers use the pure-torch path. ``LC_EVAL_NATIVE=0``
 turns the kernel off.
 
@@ -17,7 +17,7 @@ turns the kernel off.
 >>> from lc_models.ops import native
 >>> if native.available():
 ...     u = dt = torch.ones(1, 2, 3); A = -torch.ones(2, 4); B = C = torch.ones(1, 4, 3)
-...     y = native.scan(u, dt, A, B, C, torch.zeros(1, 2, 4))
+...     y = native.scan(u, dt, A, B, C, torch.zeros(1, 2, 4), softplus=True)
 """
 
 from __future__ import annotations
@@ -108,8 +108,12 @@ def load() -> ctypes.CDLL | None:
             logger.warning("native selective scan unavailable, using the torch path: %s", err)
             return None
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        lib.lc_selective_scan_rows.argtypes = [ptr] * 7 + [i64] * 5
-        lib.lc_selective_scan_rows.restype = None
+        lib.lc_selective_scan.argtypes = [ptr] * 10 + [ctypes.POINTER(i64)] + [i64] * 3 + [
+            ctypes.c_int32, i64, i64,
+        ]
+        lib.lc_selective_scan.restype = None
+        lib.lc_scan_tasks.argtypes = [i64, i64]
+        lib.lc_scan_tasks.restype = i64
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
         return _lib
@@ -127,17 +131,23 @@ def max_state() -> int:
 
 def scan(
     u: torch.Tensor,
-    dt: torch.Tensor,
+    delta: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
     h: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    softplus: bool = False,
 ) -> torch.Tensor:
-    """Run the recurrence; returns y (batch, d_inner, L) and updates ``h`` in place.
+    """Run the fused scan; returns y (batch, d_inner, L) float32 and updates ``h`` in place.
 
-    u, dt: (batch, d_inner, L) float32 CPU, dt already biased/softplussed;
-    A: (d_inner, d_state); B, C: (batch, d_state, L); h: (batch, d_inner, d_state) float32,
-    contiguous, the initial state on entry and the final state on return.
+    u, delta, z: (batch, d_inner, L); B, C: (batch, d_state, L); any strides, so transposed
+    views of channels-last (batch, L, ...) activations cost no copy (y then comes back as a
+    transposed view of a channels-last tensor too). A: (d_inner, d_state); D, delta_bias:
+    (d_inner,); h: (batch, d_inner, d_state) contiguous float32, the initial state on entry
+    and the final state on return. Semantics as in ``csrc/selective_scan.c``.
     """
     global _pool
     lib = load()
@@ -147,24 +157,32 @@ def scan(
     n = A.shape[1]
     if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
         raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
-    u, dt, A = (x.float().contiguous() for x in (u, dt, A))
-    Bt = B.float().transpose(1, 2).contiguous()  # (batch, L, d_state)
-    Ct = C.float().transpose(1, 2).contiguous()  # (batch, L, d_state)
-    y = torch.empty_like(u)
-    rows = batch * d_inner
-    args = [x.data_ptr() for x in (u, dt, A, Bt, Ct, h, y)] + [d_inner, L, n]
-    workers = max(1, min(torch.get_num_threads(), rows))
-    if workers == 1 or rows * L < 32768:
-        lib.lc_selective_scan_rows(*args, 0, rows)
+    u, delta, B, C = (x if x.dtype == torch.float32 else x.float() for x in (u, delta, B, C))
+    z = z if z is None or z.dtype == torch.float32 else z.float()
+    A = A.float().contiguous()
+    D = None if D is None else D.float().contiguous()
+    delta_bias = None if delta_bias is None else delta_bias.float().contiguous()
+    if u.stride(1) == 1:  # channels last in memory: write y the same way
+        y = torch.empty(batch, L, d_inner).transpose(1, 2)
+    else:
+        y = torch.empty(batch, d_inner, L)
+    strides = [s for x in (u, delta, z if z is not None else u, B, C, y) for s in x.stride()]
+    st = (ctypes.c_int64 * 18)(*strides)
+    ptr = [x.data_ptr() if x is not None else None for x in (u, delta, z, B, C, A, D, delta_bias)]
+    args = [*ptr, h.data_ptr(), y.data_ptr(), st, d_inner, L, n, int(bool(softplus))]
+    tasks = lib.lc_scan_tasks(batch, d_inner)
+    workers = max(1, min(torch.get_num_threads(), tasks))
+    if workers == 1 or batch * d_inner * L < 32768:
+        lib.lc_selective_scan(*args, 0, tasks)
         return y
     with _lock:
         if _pool is None or _pool._max_workers < workers:
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="lc-scan")
         pool = _pool
-    step = -(-rows // workers)
+    step = -(-tasks // workers)
     jobs = [
-        pool.submit(lib.lc_selective_scan_rows, *args, r, min(rows, r + step))
-        for r in range(0, rows, step)
+        pool.submit(lib.lc_selective_scan, *args, k, min(tasks, k + step))
+        for k in range(0, tasks, step)
     ]
     for job in jobs:
         job.result()

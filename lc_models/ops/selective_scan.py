@@ -126,13 +126,13 @@ def selective_scan(
             chunk_size=chunk_size,
         )
         return (y, h) if return_final_state else y
-    dt = discretize(delta, delta_bias, delta_softplus)
     h = _initial_state(initial_state, u.shape[0], A)
-    if backend == "native":
-        y = native.scan(u, dt, A, B, C, h)  # updates h in place
+    if backend == "native":  # discretisation, D and z fused in; updates h in place
+        y = native.scan(u, delta, A, B, C, h, D, z, delta_bias, delta_softplus).to(u.dtype)
     else:
+        dt = discretize(delta, delta_bias, delta_softplus)
         y, h = scan_chunked(u.float(), dt, A.float(), B.float(), C.float(), h, chunk_size)
-    y = _finish(y, u, D, z)
+        y = _finish(y, u, D, z)
     return (y, h) if return_final_state else y
 
 

@@ -1,44 +1,87 @@
-/* Selective-scan recurrence (Mamba-1), one sequential pass per (batch, channel) row.
+/* Selective-scan recurrence (Mamba-1), with its discretisation and output gate fused in.
 
-   For rows r in [row0, row1) of the (batch * d_inner) grid, with b = r / d_inner, c = r % d_inner:
-     h[j]   <- exp(dt[r,t] * A[c,j]) * h[j] + dt[r,t] * u[r,t] * Bt[b,t,j]
-     y[r,t]  = sum_j Ct[b,t,j] * h[j]
-   Shapes (all float32, C-contiguous):
-     u, dt, y: (batch, d_inner, L)   A: (d_inner, n)   Bt, Ct: (batch, L, n)   h: (batch, d_inner, n)
-   h holds the initial state on entry and the final state on return. The state stays in registers;
-   the inner loop over n vectorises (expf maps to glibc's vector math library). Threads split rows,
-   so callers may run disjoint row ranges concurrently. n must be <= LC_SCAN_MAX_STATE. */
+   For batch row b and channel c (d = d_inner), token by token:
+     dt      = softplus?(delta[b,c,t] + bias[c])
+     h[c,j]  = exp(dt * A[c,j]) * h[c,j] + dt * u[b,c,t] * B[b,j,t]
+     y[b,c,t] = (sum_j C[b,j,t] * h[c,j] + D[c] * u[b,c,t]) * silu(z[b,c,t])
+   bias, D and z may be NULL (left out). All tensors are float32. u, delta, z, y are
+   (batch, d, L) and B, C are (batch, n, L), each with any strides, given in elements in
+   st[18] = {u: b,c,t | delta: b,c,t | z: b,c,t | B: b,j,t | C: b,j,t | y: b,c,t}, so callers
+   pass transposed views (channels last) without copies. A is (d, n) and h (batch, d, n),
+   both contiguous; h holds the initial state on entry and the final state on return.
+
+   Work is split in tasks of LANES adjacent channels of one batch row: task k covers batch
+   k / blocks, channels (k % blocks) * LANES onwards. Each task runs its tokens in order with
+   its state in L1; the lane loops vectorise (expf and log1pf map to glibc's libmvec). Disjoint
+   task ranges may run concurrently. n must be <= LC_SCAN_MAX_STATE. */
 #include <math.h>
 #include <stdint.h>
 
 #define LC_SCAN_MAX_STATE 256
+#define LANES 8
 
 int lc_scan_max_state(void) { return LC_SCAN_MAX_STATE; }
 
-void lc_selective_scan_rows(const float *u, const float *dt, const float *A, const float *Bt,
-                            const float *Ct, float *h, float *y, int64_t d_inner, int64_t L,
-                            int64_t n, int64_t row0, int64_t row1) {
-  float hs[LC_SCAN_MAX_STATE], a[LC_SCAN_MAX_STATE];
-  for (int64_t r = row0; r < row1; ++r) {
-    const int64_t b = r / d_inner, c = r % d_inner;
-    const float *ur = u + r * L, *dr = dt + r * L;
-    const float *Bb = Bt + b * L * n, *Cb = Ct + b * L * n;
-    float *yr = y + r * L;
-    for (int64_t j = 0; j < n; ++j) {
-      hs[j] = h[r * n + j];
-      a[j] = A[c * n + j];
-    }
-    for (int64_t t = 0; t < L; ++t) {
-      const float dtt = dr[t], du = dtt * ur[t];
-      const float *Bq = Bb + t * n, *Cq = Cb + t * n;
-      float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
+int64_t lc_scan_tasks(int64_t batch, int64_t d) { return batch * ((d + LANES - 1) / LANES); }
+
+void lc_selective_scan(const float *u, const float *delta, const float *z, const float *B,
+                       const float *C, const float *A, const float *D, const float *bias,
+                       float *h, float *y, const int64_t *st, int64_t d, int64_t L, int64_t n,
+                       int32_t softplus, int64_t task0, int64_t task1) {
+  const int64_t blocks = (d + LANES - 1) / LANES;
+  float state[LC_SCAN_MAX_STATE][LANES], a[LC_SCAN_MAX_STATE][LANES];
+  for (int64_t task = task0; task < task1; ++task) {
+    const int64_t b = task / blocks, c0 = (task % blocks) * LANES;
+    const int64_t width = d - c0 < LANES ? d - c0 : LANES;
+    int64_t ch[LANES], uo[LANES], dto[LANES], zo[LANES], yo[LANES];
+    float dl[LANES], bl[LANES];
+    for (int l = 0; l < LANES; ++l) {  /* spare lanes repeat the last channel, never stored */
+      ch[l] = c0 + (l < width ? l : width - 1);
+      uo[l] = b * st[0] + ch[l] * st[1];
+      dto[l] = b * st[3] + ch[l] * st[4];
+      zo[l] = b * st[6] + ch[l] * st[7];
+      yo[l] = b * st[15] + ch[l] * st[16];
+      dl[l] = D ? D[ch[l]] : 0.f;
+      bl[l] = bias ? bias[ch[l]] : 0.f;
       for (int64_t j = 0; j < n; ++j) {
-        hs[j] = expf(dtt * a[j]) * hs[j] + du * Bq[j];
-        acc += Cq[j] * hs[j];
+        state[j][l] = h[(b * d + ch[l]) * n + j];
+        a[j][l] = A[ch[l] * n + j];
       }
-      yr[t] = acc;
     }
-    for (int64_t j = 0; j < n; ++j) h[r * n + j] = hs[j];
+    const float *Bb = B + b * st[9], *Cb = C + b * st[12];
+    for (int64_t t = 0; t < L; ++t) {
+      float dt[LANES], du[LANES], ut[LANES], acc[LANES];
+      for (int l = 0; l < LANES; ++l) {
+        ut[l] = u[uo[l] + t * st[2]];
+        dt[l] = delta[dto[l] + t * st[5]] + bl[l];
+      }
+      if (softplus) {
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) dt[l] = dt[l] > 20.f ? dt[l] : log1pf(expf(dt[l]));
+      }
+#pragma omp simd
+      for (int l = 0; l < LANES; ++l) {
+        du[l] = dt[l] * ut[l];
+        acc[l] = dl[l] * ut[l];
+      }
+      const float *Bt = Bb + t * st[11], *Ct = Cb + t * st[14];
+      for (int64_t j = 0; j < n; ++j) {
+        const float bj = Bt[j * st[10]], cj = Ct[j * st[13]];
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) {
+          state[j][l] = expf(dt[l] * a[j][l]) * state[j][l] + du[l] * bj;
+          acc[l] += cj * state[j][l];
+        }
+      }
+      if (z) {
+        float zt[LANES];
+        for (int l = 0; l < LANES; ++l) zt[l] = z[zo[l] + t * st[8]];
+#pragma omp simd
+        for (int l = 0; l < LANES; ++l) acc[l] *= zt[l] / (1.f + expf(-zt[l]));
+      }
+      for (int l = 0; l < width; ++l) y[yo[l] + t * st[17]] = acc[l];
+    }
+    for (int l = 0; l < width; ++l)
+      for (int64_t j = 0; j < n; ++j) h[(b * d + ch[l]) * n + j] = state[j][l];
   }
 }
