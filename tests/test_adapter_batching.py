@@ -36,9 +36,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+def make(kind, args_list):
+    return [Instance(kind, {}, args, i) for i, args in enumerate(args_list)]
+
+
 def run_all(path, batch_size):
     lm = LongContextLM(pretrained=str(path), chunk_size=7, batch_size=batch_size, device="cpu")
-    make = lambda kind, args: [Instance(kind, {}, a, i) for i, a in enumerate(args)]  # noqa: E731
     return (
         lm.loglikelihood(make("loglikelihood", LOGLIKELIHOOD), disable_tqdm=True),
         lm.loglikelihood_rolling(make("loglikelihood_rolling", [(d,) for d in DOCUMENTS])),

@@ -1,0 +1,158 @@
+"""lc_hf's contract at the edges: no truncation, refusal of what it cannot do exactly,
+bounded memory, generation kwargs, progress bars."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+from lm_eval.api.instance import Instance
+from transformers import AutoModelForCausalLM
+
+from lc_models import prefill
+from lc_models.adapter import LongContextLM
+from lc_models.arch import runner_for
+from lc_models.prefill import feed
+
+LONG = "The grass is green. The sky is blue. The sun is yellow. " * 3  # 168 chars / tokens
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def capped(tiny_model):
+    """lc_hf on a llama with a user max_length of 100 tokens."""
+    return LongContextLM(pretrained=str(tiny_model("llama")), max_length=100, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "kind, args",
+    [
+        ("loglikelihood", (LONG, " yes")),
+        ("loglikelihood_rolling", (LONG,)),
+        ("generate_until", (LONG, {"until": ["\n"], "max_gen_toks": 5})),
+        ("generate_until", (LONG[:97], {"until": ["\n"], "max_gen_toks": 5})),
+    ],
+    ids=["loglikelihood", "rolling", "generate", "generate-with-new-tokens"],
+)
+def test_request_over_user_max_length_is_an_error_not_a_truncation(capped, kind, args):
+    with pytest.raises(ValueError, match=r"request is 1\d\d tokens long, over max_length=100"):
+        getattr(capped, kind)([Instance(kind, {}, args, 0)])
+
+
+def test_without_max_length_there_is_no_limit_and_going_past_positions_is_logged_once(
+    tiny_model, caplog, tmp_path
+):
+    shutil.copytree(tiny_model("llama"), tmp_path, dirs_exist_ok=True)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 64}))
+    lm = LongContextLM(pretrained=str(tmp_path), chunk_size=16, device="cpu")
+    requests = [Instance("loglikelihood", {}, (LONG, " yes"), i) for i in range(2)]
+    requests.append(Instance("loglikelihood", {}, (LONG[:80], " no"), 2))
+    with caplog.at_level(logging.WARNING, logger="lc_models.adapter"):
+        results = lm.loglikelihood(requests, disable_tqdm=True)
+    assert lm.max_length > 10**9
+    assert all(isinstance(score, float) for score, _ in results)
+    notes = [r.message for r in caplog.records if "max_position_embeddings=64" in r.message]
+    assert len(notes) == 1, notes
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"batch_size": "auto"}, "integer batch_size"), ({"chunk_size": 0}, "chunk_size")],
+    ids=["batch-auto", "chunk-zero"],
+)
+def test_bad_model_args_fail_with_one_clear_line(tiny_model, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LongContextLM(pretrained=str(tiny_model("llama")), device="cpu", **kwargs)
+
+
+def test_an_unknown_architecture_whose_cache_is_wrong_is_refused(tiny_model):
+    """Mamba without our fix gives wrong chunked logits; under an unknown name it is refused."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("mamba")).eval()
+    model.config.model_type = "someones_mamba"
+    with pytest.raises(ValueError, match="refuses model type 'someones_mamba'"):
+        runner_for(model)
+
+
+def test_an_unknown_architecture_whose_cache_is_right_is_accepted(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("llama")).eval()
+    model.config.model_type = "someones_llama"
+    assert runner_for(model) is not None
+
+
+def state_bytes(model, n_tokens):
+    runner = runner_for(model)
+    ids = [[5 + i % 90 for i in range(n_tokens)]]
+    return feed(runner, ids, runner.new_state(1), chunk_size=32, keep_states=True)[0].state.nbytes()
+
+
+@pytest.mark.parametrize("arch", ["mamba", "mamba2", "rwkv", "recurrent_gemma"])
+def test_recurrent_state_does_not_grow_with_the_input(arch, tiny_model):
+    """Pure recurrent models (and a 12-token local attention window) keep a fixed state."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model(arch)).eval()
+    assert state_bytes(model, 40) == state_bytes(model, 400) > 0
+
+
+@pytest.mark.parametrize("arch", ["llama", "jamba"])
+def test_attention_layers_grow_only_their_kv_cache(arch, tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model(arch)).eval()
+    small, big = state_bytes(model, 40), state_bytes(model, 400)
+    per_token = (big - small) / 360
+    assert per_token > 0
+    assert small - 40 * per_token == pytest.approx(big - 400 * per_token), "growth not linear"
+
+
+def test_generation_honours_until_max_gen_toks_and_sampling_kwargs(tiny_model):
+    path = tiny_model("llama", tie_word_embeddings=False)
+    lm = LongContextLM(pretrained=str(path), chunk_size=16, device="cpu")
+    prompt = LONG[:60]
+    greedy, short = lm.generate_until(
+        [
+            Instance("generate_until", {}, (prompt, {"until": ["\n"], "max_gen_toks": 8}), 0),
+            Instance("generate_until", {}, (prompt, {"until": ["\n"], "max_gen_toks": 3}), 1),
+        ]
+    )
+    assert len(lm.tok_encode(short)) <= 3 and greedy.startswith(short)
+    stop = greedy[4]
+    (cut,) = lm.generate_until(
+        [Instance("generate_until", {}, (prompt, {"until": [stop], "max_gen_toks": 8}), 0)]
+    )
+    assert cut == greedy[: greedy.index(stop)]
+    # sampling with top_k=1 can only pick the argmax
+    (sampled,) = lm.generate_until(
+        [
+            Instance(
+                "generate_until",
+                {},
+                (prompt, {"do_sample": True, "temperature": 0.7, "top_k": 1, "max_gen_toks": 8}),
+                0,
+            )
+        ]
+    )
+    assert sampled == greedy
+    torch.manual_seed(0)
+    hot = {"do_sample": True, "temperature": 5.0, "until": ["\n"], "max_gen_toks": 8}
+    draws = lm.generate_until([Instance("generate_until", {}, (prompt, hot), i) for i in range(3)])
+    assert any(d != greedy for d in draws), "temperature 5 sampling never left the argmax"
+    with pytest.raises(ValueError, match="num_beams"):
+        lm.generate_until([Instance("generate_until", {}, (prompt, {"num_beams": 4}), 0)])
+
+
+def test_long_prefills_show_a_tokens_per_second_bar(tiny_model, monkeypatch, capsys):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("mamba")).eval()
+    runner = runner_for(model)
+    monkeypatch.setattr(prefill, "PROGRESS_MIN_TOKENS", 100)
+    feed(runner, [[5] * 50], runner.new_state(1), chunk_size=16)
+    assert "tok/s" not in capsys.readouterr().err, "short prefill should show no bar"
+    feed(runner, [[5] * 150], runner.new_state(1), chunk_size=16)
+    assert "tok/s" in capsys.readouterr().err
