@@ -1,0 +1,96 @@
+"""One chunk through a Mamba-1 mixer, channels last, state in and state out.
+
+``mamba1_chunk(mixer, x, conv_state, ssm_state) -> (out, conv_state, ssm_state)`` runs the
+mixer of a transformers Mamba, FalconMamba or Jamba layer on a chunk of hidden states. It
+computes what the mixer's own forward computes over the whole sequence, but:
+
+* every activation stays (batch, L, channels): the projections are single large GEMMs over
+  the chunk and the scan reads transposed views, so nothing is copied into (batch, channels,
+  L) and back;
+* the depthwise causal conv runs as K shifted multiply-adds over the chunk with the last
+  K - 1 inputs of the previous chunk in front (``causal_conv1d``);
+* the selective scan starts from ``ssm_state`` (``lc_models.ops.selective_scan``; on a CPU,
+  the native kernel with softplus, D and the gate fused in).
+
+>>> import torch
+>>> from transformers import MambaConfig, MambaForCausalLM
+>>> mixer = MambaForCausalLM(MambaConfig(hidden_size=16, state_size=4,
+...     num_hidden_layers=1, vocab_size=10)).backbone.layers[0].mixer
+>>> x = torch.randn(1, 9, 16)
+>>> a, conv, ssm = mamba1_chunk(mixer, x[:, :4], None, None)
+>>> b, conv, ssm = mamba1_chunk(mixer, x[:, 4:], conv, ssm)
+>>> torch.allclose(torch.cat([a, b], 1), mixer(x), atol=1e-5)
+True
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lc_models.ops.selective_scan import selective_scan
+
+
+def causal_conv1d(x, weight, bias=None, prev=None):
+    """Depthwise causal conv along L, continuing after ``prev``.
+
+    x: (batch, L, channels), any strides; weight: (channels, K); bias: (channels,);
+    prev: (batch, channels, K') with the inputs before x, most recent last (K' >= K - 1 are
+    used; None means zeros, the start of a sequence). Returns (y (batch, L, channels)
+    contiguous, tail (batch, channels, K) = the last K inputs, for the next chunk).
+    """
+    batch, L, channels = x.shape
+    K = weight.shape[-1]
+    if prev is None:
+        prev = x.new_zeros(batch, channels, K)
+    if prev.shape[-1] < K - 1:
+        raise ValueError(f"prev holds {prev.shape[-1]} inputs; a {K}-tap conv needs {K - 1}")
+    history = prev[..., prev.shape[-1] - (K - 1):].transpose(1, 2).to(x.dtype)
+    padded = torch.cat([history, x], dim=1)  # (batch, K - 1 + L, channels)
+    w = weight.to(x.dtype)
+    y = padded[:, K - 1 :] * w[:, K - 1]
+    if bias is not None:
+        y += bias.to(x.dtype)
+    for k in range(K - 1):  # tap k sees the input K - 1 - k tokens back
+        y.addcmul_(padded[:, k : k + L], w[:, k])
+    tail = torch.cat([prev.to(x.dtype), x.transpose(1, 2)], -1)[..., -K:]
+    return y, tail.contiguous()
+
+
+def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attention_mask=None):
+    """Run ``mixer`` (a transformers Mamba-1 mixer module) on one chunk.
+
+    hidden_states: (batch, L, hidden); conv_state: (batch, d_inner, K) or None;
+    ssm_state: (batch, d_inner, d_state) or None (zeros). Returns (out (batch, L, hidden),
+    conv_state (batch, d_inner, K), ssm_state (batch, d_inner, d_state) float32).
+    FalconMamba's and Jamba's RMS norms on dt, B and C are applied when the mixer has them.
+    """
+    dtype = hidden_states.dtype
+    if attention_mask is not None:  # zero padded positions, as transformers does
+        hidden_states = hidden_states * attention_mask[:, :, None].to(dtype)
+    d_inner = mixer.intermediate_size
+    xz = mixer.in_proj(hidden_states)  # (batch, L, 2 * d_inner)
+    x, gate = xz[..., :d_inner], xz[..., d_inner:]
+    conv = mixer.conv1d
+    x, conv_state = causal_conv1d(x, conv.weight[:, 0], conv.bias, conv_state)
+    x = mixer.act(x)  # (batch, L, d_inner)
+    if attention_mask is not None:
+        x = x * attention_mask[:, :, None].to(x.dtype)
+    rank, n = mixer.time_step_rank, mixer.ssm_state_size
+    proj = mixer.x_proj(x)  # (batch, L, rank + 2 n)
+    dt, B, C = proj[..., :rank], proj[..., rank : rank + n], proj[..., rank + n :]
+    dt, B, C = (_norm(mixer, name, t) for name, t in
+                (("dt_layernorm", dt), ("b_layernorm", B), ("c_layernorm", C)))
+    dt = F.linear(dt, mixer.dt_proj.weight)  # (batch, L, d_inner); bias added in the scan
+    A = -torch.exp(mixer.A_log.float())  # (d_inner, d_state)
+    y, ssm_state = selective_scan(
+        x.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2),
+        D=mixer.D.float(), z=gate.transpose(1, 2), delta_bias=mixer.dt_proj.bias.float(),
+        delta_softplus=True, initial_state=ssm_state, return_final_state=True,
+    )  # y: (batch, d_inner, L), a view of channels-last memory on the native path
+    return mixer.out_proj(y.transpose(1, 2).to(dtype)), conv_state, ssm_state
+
+
+def _norm(mixer, name, x):
+    norm = getattr(mixer, name, None)
+    return x if norm is None else norm(x)
