@@ -161,18 +161,22 @@ def test_runs_without_log_samples_give_tables_but_no_depth_detail(tmp_path):
     assert [r["depth"] for r in csv_rows(out)] == [""]
 
 
-def test_depths_are_binned_and_multi_needle_docs_have_no_single_depth(tmp_path):
+def test_depths_are_binned_and_multi_needle_docs_use_their_controlled_depth(tmp_path):
     runs = tmp_path / "runs"
-    accs = {"lc_niah_single_1k": [1, 0, 1, 1], "lc_niah_multikey_1k": [1, 0]}
+    accs = {"lc_niah_single_1k": [1, 0, 1, 1], "lc_niah_multikey_1k": [1, 0], "lc_vt_1k": [1, 0]}
     depths = {
         "lc_niah_single_1k": [49.7, 51.0, 3.0, [96.0]],
-        "lc_niah_multikey_1k": [[10.0, 60.0]] * 2,
+        # niah: the first asked-for needle sits at the doc's depth, the others at random
+        "lc_niah_multikey_1k": [[10.0, 60.0, 3.0], [20.0, 10.0, 97.0]],
+        # vt: every link of the chain at a random depth; no depth to plot against
+        "lc_vt_1k": [[1.5, 31.5, 88.0], [5.0, 40.0, 61.0]],
     }
     write_run(runs, {"pretrained": "/ckpt/llama"}, accs, depths=depths)
     report = build_report([runs])
     cells = report.depth_cells("llama", "niah_single")
     assert cells == {(0.0, 1024): 100.0, (50.0, 1024): 50.0, (100.0, 1024): 100.0}
-    assert report.depth_cells("llama", "niah_multikey") == {}
+    assert report.depth_cells("llama", "niah_multikey") == {(10.0, 1024): 100.0, (20.0, 1024): 0.0}
+    assert report.depth_cells("llama", "vt") == {}
 
 
 def test_options_threshold_families_summary_names_and_training_length(tmp_path):

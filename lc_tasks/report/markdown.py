@@ -57,9 +57,11 @@ def render(report: Report, figures: dict[str, str]) -> str:
         parts += [
             "## Depth x length",
             (
-                f"Needle depth in percent of the prompt, rounded to the nearest "
-                f"{report.depth_step:g}%; scores from the `--log_samples` logs. Only families "
-                "with one needle per document are shown (several needles have no single depth)."
+                "Needle depth in percent of the haystack, rounded to the nearest "
+                f"{report.depth_step:g}%; scores from the `--log_samples` logs. In families "
+                "with several needles per document the depth is that of the first asked-for "
+                "needle (the others sit at random depths); families whose needles all sit at "
+                "random depths (vt) have no depth table."
             ),
             *depth,
         ]

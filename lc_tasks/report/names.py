@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import re
 
-# The RULER-like families averaged by the ``lc_suite_<len>`` groups, in table order.
-SUITE_FAMILIES: tuple[str, ...] = (
-    "niah_single",
-    "niah_prose",
-    "niah_uuid",
-    "niah_multikey",
-    "niah_needles",
-    "niah_uuidkv",
-    "niah_multivalue",
-    "niah_multiquery",
-    "vt",
-    "cwe",
-    "fwe",
-)
+from lc_tasks.families import FAMILIES as _FAMILY_TABLE
+from lc_tasks.families import SUITE as _SUITE_TABLE
+
+# The 11 RULER-like families averaged by the ``lc_suite_<len>`` groups, in table order.
+SUITE_FAMILIES: tuple[str, ...] = tuple(_SUITE_TABLE)
 # Every family we ship, in table order; families of other names sort after these.
-FAMILIES: tuple[str, ...] = ("passkey", *SUITE_FAMILIES)
+FAMILIES: tuple[str, ...] = tuple(_FAMILY_TABLE)
+# Families whose docs list several needle depths with the first asked-for needle at the
+# doc's own (controlled) depth and the others at random levels (lc_tasks.generators.niah).
+FIRST_NEEDLE_AT_DEPTH: frozenset[str] = frozenset(
+    name for name, family in _FAMILY_TABLE.items() if family.kind == "niah"
+)
 # The pseudo-family of the suite average (the ``lc_suite_<len>`` group).
 SUITE = "suite"
 

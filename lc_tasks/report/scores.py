@@ -2,7 +2,8 @@
 
 Rows with ``depth=None`` are lm-eval's own task scores (the results file). Rows with a
 depth come from the per-sample logs of ``--log_samples`` runs: the mean ``acc`` of the
-documents whose needle sits at that depth, rounded to the nearest ``depth_step`` percent.
+documents made for that depth (``controlled_depth``), rounded to the nearest
+``depth_step`` percent.
 The ``suite`` family is the ``lc_suite_<len>`` group score as lm-eval recorded it, or,
 where the group was not run, the mean over the 11 suite families when all of them were.
 """
@@ -17,7 +18,14 @@ from tqdm.auto import tqdm
 
 from lc_tasks.report.load import read_samples
 from lc_tasks.report.merge import ModelRuns
-from lc_tasks.report.names import SUITE, SUITE_FAMILIES, family_order, length_label, parse_task
+from lc_tasks.report.names import (
+    FIRST_NEEDLE_AT_DEPTH,
+    SUITE,
+    SUITE_FAMILIES,
+    family_order,
+    length_label,
+    parse_task,
+)
 
 METRIC = "acc"
 
@@ -129,7 +137,8 @@ def suite_means(rows: list[Score], notes: list[str]) -> list[Score]:
 def depth_scores(
     model: str, runs: ModelRuns, families: set[str] | None, depth_step: float, notes: list[str]
 ) -> list[Score]:
-    """Per-depth scores from the sample logs of one model's single-needle tasks."""
+    """Per-depth scores from the sample logs of one model's needle tasks (see
+    ``controlled_depth``)."""
     rows = []
     tasks = sorted(
         t
@@ -160,7 +169,7 @@ def depth_scores(
             )
         bins: dict[float, list[float]] = defaultdict(list)
         for s in samples:
-            depth = _single_depth(s["depth"])
+            depth = controlled_depth(family, s["depth"])
             if depth is not None:
                 bins[_round_to(depth, depth_step)].append(float(s[METRIC]))
         for depth, values in sorted(bins.items()):
@@ -195,10 +204,20 @@ def sort_scores(rows: list[Score], model_order: list[str]) -> list[Score]:
     )
 
 
-def _single_depth(depth) -> float | None:
-    """A document's needle depth, if it has exactly one needle (several cannot be split)."""
+def controlled_depth(family: str, depth) -> float | None:
+    """The depth a document was made for: its needle's depth, or, in families that place
+    the first asked-for needle at the doc's depth (``FIRST_NEEDLE_AT_DEPTH``), the first of
+    its needle depths. None for docs without needles or whose needles all sit at random
+    depths (vt's chain), which have no depth to plot against.
+
+    >>> controlled_depth("niah_multikey", [20.0, 3.0, 82.0]), controlled_depth("vt", [1.5, 31.0])
+    (20.0, None)
+    """
     if isinstance(depth, list):
-        depth = depth[0] if len(depth) == 1 else None
+        if len(depth) == 1 or (depth and family in FIRST_NEEDLE_AT_DEPTH):
+            depth = depth[0]
+        else:
+            return None
     if isinstance(depth, (int, float)) and not isinstance(depth, bool):
         return float(depth)
     return None
