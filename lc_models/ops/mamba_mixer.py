@@ -45,15 +45,19 @@ def causal_conv1d(x, weight, bias=None, prev=None):
         prev = x.new_zeros(batch, channels, K)
     if prev.shape[-1] < K - 1:
         raise ValueError(f"prev holds {prev.shape[-1]} inputs; a {K}-tap conv needs {K - 1}")
-    history = prev[..., prev.shape[-1] - (K - 1):].transpose(1, 2).to(x.dtype)
-    padded = torch.cat([history, x], dim=1)  # (batch, K - 1 + L, channels)
+    history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).to(x.dtype)  # (b, K-1, c)
     w = weight.to(x.dtype)
-    y = padded[:, K - 1 :] * w[:, K - 1]
+    y = x * w[:, K - 1]  # tap K - 1 sees the current token
     if bias is not None:
         y += bias.to(x.dtype)
-    for k in range(K - 1):  # tap k sees the input K - 1 - k tokens back
-        y.addcmul_(padded[:, k : k + L], w[:, k])
-    tail = torch.cat([prev.to(x.dtype), x.transpose(1, 2)], -1)[..., -K:]
+    for k in range(K - 1):  # tap k sees the input lag = K - 1 - k tokens back
+        lag = K - 1 - k
+        if lag < L:
+            y[:, lag:].addcmul_(x[:, : L - lag], w[:, k])
+        head = min(lag, L)  # the first tokens reach back into the previous chunk
+        y[:, :head].addcmul_(history[:, k : k + head], w[:, k])
+    recent = x[:, -K:].transpose(1, 2).to(prev.dtype)  # (batch, channels, min(K, L))
+    tail = torch.cat([prev, recent], -1)[..., -K:] if L < K else recent
     return y, tail.contiguous()
 
 

@@ -12,13 +12,27 @@
 
    Work is split in tasks of LANES adjacent channels of one batch row: task k covers batch
    k / blocks, channels (k % blocks) * LANES onwards. Each task runs its tokens in order with
-   its state in L1; the lane loops vectorise (expf and log1pf map to glibc's libmvec). Disjoint
-   task ranges may run concurrently. n must be <= LC_SCAN_MAX_STATE. */
+   its state in L1; the lane loops vectorise (log1pf and expf map to glibc's libmvec, the decay
+   uses lc_expf inline). Disjoint task ranges may run concurrently. n <= LC_SCAN_MAX_STATE. */
 #include <math.h>
 #include <stdint.h>
 
 #define LC_SCAN_MAX_STATE 256
 #define LANES 8
+
+/* exp(x) to about 2e-7 relative (range reduction by ln 2, degree-6 Taylor on |r| <= ln2 / 2),
+   0 below -87 so that no subnormal ever enters the state. It vectorises inline, about a
+   third cheaper than a libmvec call; the scan spends most of its time here. */
+static inline float lc_expf(float x) {
+  const float xc = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+  const float k = __builtin_rintf(xc * 1.44269504088896341f);
+  const float r = (xc - k * 0.693145751953125f) - k * 1.42860682030941723e-06f;
+  const float p = 1.f + r * (1.f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f +
+                  r * (0.00833333377f + r * 0.00138888892f)))));
+  union { int32_t i; float f; } scale;
+  scale.i = ((int32_t)k + 127) << 23;
+  return x < -87.f ? 0.f : p * scale.f;
+}
 
 int lc_scan_max_state(void) { return LC_SCAN_MAX_STATE; }
 
@@ -69,7 +83,7 @@ void lc_selective_scan(const float *u, const float *delta, const float *z, const
         const float bj = Bt[j * st[10]], cj = Ct[j * st[13]];
 #pragma omp simd
         for (int l = 0; l < LANES; ++l) {
-          state[j][l] = expf(dt[l] * a[j][l]) * state[j][l] + du[l] * bj;
+          state[j][l] = lc_expf(dt[l] * a[j][l]) * state[j][l] + du[l] * bj;
           acc[l] += cj * state[j][l];
         }
       }
