@@ -43,7 +43,8 @@ from lc_models.arch import runner_for
 from lc_models.generate import Sampler, decode
 from lc_models.prefill import feed
 
-log = logging.getLogger(__name__)
+# A child of lm-eval's logger, so that lm-eval's CLI shows our messages in its format.
+log = logging.getLogger("lm_eval.models.lc_hf")
 
 DEFAULT_CHUNK_SIZE = 1024
 NO_LIMIT = sys.maxsize  # what ``max_length`` reports when the user set none
@@ -99,6 +100,8 @@ class LongContextLM(HFLM):
         if accelerator is not None and accelerator.num_processes > 1 and self._world_size == 1:
             self._rank = accelerator.process_index
             self._world_size = accelerator.num_processes
+        if self._world_size > 1:
+            log.info("lc_hf: data-parallel rank %d of %d", self._rank, self._world_size)
 
     # ------------------------------------------- native mamba_ssm checkpoints
     def _get_config(self, pretrained, *, revision="main", subfolder="", **kwargs) -> None:
