@@ -184,7 +184,17 @@ def _run_notes(m: ModelReport) -> list[str]:
         notes.append(
             f"{m.name}: run with --limit {shown}: scores cover only {what} documents per task"
         )
+    overrides = sorted({_args(r.gen_kwargs) for r in m.runs.runs if r.gen_kwargs})
+    if overrides:
+        notes.append(
+            f"{m.name}: run with --gen_kwargs {' / '.join(overrides)}: these override the "
+            "generation settings of the tasks (a shorter max_gen_toks can cut answers short)"
+        )
     return notes
+
+
+def _args(kwargs: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(kwargs.items()))
 
 
 def _task_list(tasks: list[str]) -> str:

@@ -30,6 +30,7 @@ class Run:
     groups: dict[str, list[str]]  # group -> its subtasks
     n_samples: dict[str, int]  # task -> documents scored
     limit: float | None
+    gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: task overrides
     sample_files: dict[str, Path] = field(default_factory=dict)  # task -> samples_*.jsonl
 
 
@@ -94,6 +95,7 @@ def load_run(path: Path) -> Run:
         groups={k: list(v) for k, v in (data.get("group_subtasks") or {}).items()},
         n_samples=n_samples,
         limit=config.get("limit"),
+        gen_kwargs=_parse_model_args(config.get("gen_kwargs")),
     )
     run.sample_files = _sample_files(path, set(run.results) | set(data.get("configs") or {}))
     return run
@@ -147,7 +149,8 @@ def _looks_like_results(path: Path) -> bool:
 
 
 def _parse_model_args(raw: Any) -> dict[str, Any]:
-    """lm-eval records model_args as a dict (CLI) or an ``a=1,b=2`` string (Python API)."""
+    """lm-eval records model_args (and gen_kwargs) as a dict (CLI) or an ``a=1,b=2`` string
+    (Python API)."""
     if isinstance(raw, dict):
         return dict(raw)
     if isinstance(raw, str) and raw.strip():

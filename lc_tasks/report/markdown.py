@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timezone
 
 from lc_tasks.report.build import ModelReport, Report
-from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label
+from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
 
 MISSING = "-"
 
@@ -214,10 +214,17 @@ def _inputs(report: Report) -> str:
             started = datetime.fromtimestamp(run.date, tz=timezone.utc).strftime(
                 "%Y-%m-%d %H:%M UTC"
             )
-            rows.append(
-                [m.name, str(run.path), run.model_source, started, f"{used} of {len(run.results)}"]
+            docs = sorted({n for t, n in run.n_samples.items() if parse_task(t)})
+            per_task = (
+                MISSING if not docs else f"{docs[0]}" + (f"-{docs[-1]}" if len(docs) > 1 else "")
             )
-    header = ["model", "results file", "lm-eval model", "started", "tasks used"]
+            rows.append(
+                [
+                    m.name, str(run.path), run.model_source, started,
+                    f"{used} of {len(run.results)}", per_task,
+                ]
+            )  # fmt: skip
+    header = ["model", "results file", "lm-eval model", "started", "tasks used", "docs per task"]
     return table(header, rows, left=4)
 
 
