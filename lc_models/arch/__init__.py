@@ -3,8 +3,8 @@
 ``runner_for(model)`` picks how to drive a loaded transformers causal LM:
 
 * model types listed in ``FIXES`` get the runner of their fix module (one
-  small module per quirk of transformers 5.24, each with a docstring naming
-  the quirk);
+  small module per quirk of transformers 5.24, or per faster path, each with
+  a docstring naming why);
 * model types in ``GENERIC_EXACT`` use the generic ``CacheRunner`` as is; the
   test suite checks each of them against the full forward pass;
 * any other model type also uses ``CacheRunner``, but only after a quick check
@@ -26,13 +26,14 @@ FIXES: dict[str, str] = {
     "mamba": "lc_models.arch.mamba",
     "falcon_mamba": "lc_models.arch.mamba",
     "jamba": "lc_models.arch.mamba",
+    "mamba2": "lc_models.arch.mamba2",
     "recurrent_gemma": "lc_models.arch.recurrent_gemma",
     "rwkv": "lc_models.arch.rwkv",
 }
 
 # Exact with the generic runner (explicit position ids, the model's own cache).
 GENERIC_EXACT: frozenset[str] = frozenset(
-    {"llama", "gpt_neox", "mamba2", "bamba", "lfm2", "qwen3_next", "zamba2"}
+    {"llama", "gpt_neox", "bamba", "lfm2", "qwen3_next", "zamba2"}
 )
 
 

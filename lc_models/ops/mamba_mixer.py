@@ -1,16 +1,17 @@
-"""One chunk through a Mamba-1 mixer, channels last, state in and state out.
+"""One chunk through a Mamba mixer, channels last, state in and state out.
 
 ``mamba1_chunk(mixer, x, conv_state, ssm_state) -> (out, conv_state, ssm_state)`` runs the
-mixer of a transformers Mamba, FalconMamba or Jamba layer on a chunk of hidden states. It
-computes what the mixer's own forward computes over the whole sequence, but:
+mixer of a transformers Mamba, FalconMamba or Jamba layer on a chunk of hidden states, and
+``mamba2_chunk`` that of a Mamba2 layer. They compute what the mixer's own forward computes
+over the whole sequence, but:
 
 * every activation stays (batch, L, channels): the projections are single large GEMMs over
   the chunk and the scan reads transposed views, so nothing is copied into (batch, channels,
   L) and back;
 * the depthwise causal conv runs as K shifted multiply-adds over the chunk with the last
   K - 1 inputs of the previous chunk in front (``causal_conv1d``);
-* the selective scan starts from ``ssm_state`` (``lc_models.ops.selective_scan``; on a CPU,
-  the native kernel with softplus, D and the gate fused in).
+* the scan starts from ``ssm_state``: ``lc_models.ops.selective_scan`` (on a CPU, the native
+  kernel with softplus, D and the gate fused in) or ``lc_models.ops.ssd`` (chunked, GEMMs).
 
 >>> import torch
 >>> from transformers import MambaConfig, MambaForCausalLM
@@ -29,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops.selective_scan import selective_scan
+from lc_models.ops.ssd import ssd
 
 
 def causal_conv1d(x, weight, bias=None, prev=None):
@@ -93,6 +95,41 @@ def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
         delta_softplus=True, initial_state=ssm_state, return_final_state=True,
     )  # y: (batch, d_inner, L), a view of channels-last memory on the native path
     return mixer.out_proj(y.transpose(1, 2).to(dtype)), conv_state, ssm_state
+
+
+def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attention_mask=None):
+    """Run ``mixer`` (a transformers ``Mamba2Mixer``) on one chunk.
+
+    hidden_states: (batch, L, hidden); conv_state: (batch, conv_dim, K) or None; ssm_state:
+    (batch, nheads, head_dim, d_state) or None (zeros). Returns (out (batch, L, hidden),
+    conv_state, ssm_state float32), like ``mamba1_chunk``.
+    """
+    dtype = hidden_states.dtype
+    if attention_mask is not None:
+        hidden_states = hidden_states * attention_mask[:, :, None].to(dtype)
+    batch, L, _ = hidden_states.shape
+    d_inner, conv_dim = mixer.intermediate_size, mixer.conv_dim
+    heads, head_dim = mixer.num_heads, mixer.head_dim
+    groups, n = mixer.n_groups, mixer.ssm_state_size
+    proj = mixer.in_proj(hidden_states)  # (batch, L, d_inner + conv_dim + heads)
+    gate, xBC, dt = proj[..., :d_inner], proj[..., d_inner : d_inner + conv_dim], proj[
+        ..., d_inner + conv_dim :
+    ]
+    conv = mixer.conv1d
+    xBC, conv_state = causal_conv1d(xBC, conv.weight[:, 0], conv.bias, conv_state)
+    xBC = mixer.act(xBC)  # (batch, L, conv_dim): x, then B and C of every group
+    if attention_mask is not None:
+        xBC = xBC * attention_mask[:, :, None].to(xBC.dtype)
+    x = xBC[..., :d_inner].reshape(batch, L, heads, head_dim)
+    B = xBC[..., d_inner : d_inner + groups * n].reshape(batch, L, groups, n)
+    C = xBC[..., d_inner + groups * n :].reshape(batch, L, groups, n)
+    y, ssm_state = ssd(
+        x, dt, -torch.exp(mixer.A_log.float()), B, C, D=mixer.D, dt_bias=mixer.dt_bias,
+        dt_softplus=True, dt_limit=tuple(mixer.time_step_limit), initial_state=ssm_state,
+        return_final_state=True,
+    )  # y: (batch, L, heads, head_dim)
+    y = mixer.norm(y.reshape(batch, L, d_inner), gate)  # gated RMS norm, as transformers does
+    return mixer.out_proj(y.to(dtype)), conv_state, ssm_state
 
 
 def _norm(mixer, name, x):
