@@ -219,3 +219,20 @@ def test_unknown_or_unusable_backend_is_a_clear_error():
 def test_native_kernel_builds_here():
     """A C compiler is part of the supported setup; the CPU default must not silently degrade."""
     assert native.available(), "the native selective-scan kernel failed to build (see the log)"
+
+
+@pytest.mark.skipif(os.environ.get("LC_EVAL_NATIVE", "1") == "0", reason="LC_EVAL_NATIVE=0")
+def test_native_kernel_without_openmp_gives_the_same_numbers(monkeypatch, tmp_path):
+    """The fallback build (a compiler without OpenMP) runs the same kernel on one thread."""
+    import ctypes
+    import shutil
+
+    monkeypatch.setenv("LC_EVAL_CACHE", str(tmp_path))
+    serial = ctypes.CDLL(str(native._build(shutil.which("cc") or "gcc", openmp=False)))
+    serial.lc_selective_scan_omp.argtypes = native.load().lc_selective_scan_omp.argtypes
+    args = call_args(make_inputs(63, d_state=16), OPTIONS["all"])
+    expected, h_expected = selective_scan(**args, return_final_state=True, backend="native")
+    monkeypatch.setattr(native, "_lib", serial)
+    y, h = selective_scan(**args, return_final_state=True, backend="native")
+    assert_near(y, expected, "serial-build y", tol=1e-6)
+    assert_near(h, h_expected, "serial-build final state", tol=1e-6)

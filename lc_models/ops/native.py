@@ -8,8 +8,8 @@ which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmark
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
 loaded with ``ctypes``. No torch headers are needed, so a build takes well under a second.
-Blocks of 8 channels are split across ``torch.get_num_threads()`` threads; ctypes releases
-the GIL during the call. If no compiler is found or the build fails, ``load()`` returns
+Blocks of 8 channels are split across ``torch.get_num_threads()`` OpenMP threads; ctypes
+releases the GIL during the call. If no compiler is found or the build fails, ``load()`` returns
 None (the reason is logged once) and callers use the pure-torch path. ``LC_EVAL_NATIVE=0``
 turns the kernel off.
 
@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -41,13 +40,16 @@ logger = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
-COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-std=c99"]
-LINK_FLAGS = ["-shared", "-lm"]
+# -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
+# the scan shares torch's thread team instead of competing with it. Without OpenMP (the
+# fallback build) the kernel runs on one thread.
+COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c99"]
+LINK_FLAGS = ["-shared", "-fopenmp", "-lm"]
+SERIAL_FLAGS = ["-fopenmp-simd"]  # replaces -fopenmp when the compiler has no OpenMP
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _tried = False
-_pool: ThreadPoolExecutor | None = None
 
 
 def _cpu_id() -> str:
@@ -65,11 +67,15 @@ def _cache_dir() -> Path:
     return Path(root) / "native"
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: str, openmp: bool = True) -> Path:
     """Compile the kernel (if not cached) and return the path of the shared library."""
+    compile_flags, link_flags = COMPILE_FLAGS, LINK_FLAGS
+    if not openmp:
+        compile_flags = [f for f in COMPILE_FLAGS if f != "-fopenmp"] + SERIAL_FLAGS
+        link_flags = [f for f in LINK_FLAGS if f != "-fopenmp"]
     source = SOURCE.read_bytes()
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(COMPILE_FLAGS + LINK_FLAGS).encode(), _cpu_id().encode()])
+        b"\0".join([source, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
     target = _cache_dir() / f"lc_selective_scan_{key}.so"
     if target.exists():
@@ -78,8 +84,8 @@ def _build(compiler: str) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         obj, lib = Path(tmp) / "scan.o", Path(tmp) / "scan.so"
         for cmd in (
-            [compiler, *COMPILE_FLAGS, "-c", str(SOURCE), "-o", str(obj)],
-            [compiler, str(obj), "-o", str(lib), *LINK_FLAGS],
+            [compiler, *compile_flags, "-c", str(SOURCE), "-o", str(obj)],
+            [compiler, str(obj), "-o", str(lib), *link_flags],
         ):
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -103,17 +109,19 @@ def load() -> ctypes.CDLL | None:
             logger.warning("no C compiler found; the selective scan uses the slower torch path")
             return None
         try:
-            lib = ctypes.CDLL(str(_build(compiler)))
+            try:
+                lib = ctypes.CDLL(str(_build(compiler)))
+            except (OSError, RuntimeError) as err:
+                logger.warning("building the native scan with OpenMP failed, one thread: %s", err)
+                lib = ctypes.CDLL(str(_build(compiler, openmp=False)))
         except (OSError, RuntimeError) as err:
             logger.warning("native selective scan unavailable, using the torch path: %s", err)
             return None
         i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        lib.lc_selective_scan.argtypes = [ptr] * 10 + [ctypes.POINTER(i64)] + [i64] * 3 + [
-            ctypes.c_int32, i64, i64,
+        lib.lc_selective_scan_omp.argtypes = [ptr] * 10 + [ctypes.POINTER(i64)] + [i64] * 4 + [
+            ctypes.c_int32, ctypes.c_int32,
         ]
-        lib.lc_selective_scan.restype = None
-        lib.lc_scan_tasks.argtypes = [i64, i64]
-        lib.lc_scan_tasks.restype = i64
+        lib.lc_selective_scan_omp.restype = None
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
         return _lib
@@ -149,7 +157,6 @@ def scan(
     (d_inner,); h: (batch, d_inner, d_state) contiguous float32, the initial state on entry
     and the final state on return. Semantics as in ``csrc/selective_scan.c``.
     """
-    global _pool
     lib = load()
     if lib is None:
         raise RuntimeError("the native selective scan is not available (see the log)")
@@ -169,21 +176,9 @@ def scan(
     strides = [s for x in (u, delta, z if z is not None else u, B, C, y) for s in x.stride()]
     st = (ctypes.c_int64 * 18)(*strides)
     ptr = [x.data_ptr() if x is not None else None for x in (u, delta, z, B, C, A, D, delta_bias)]
-    args = [*ptr, h.data_ptr(), y.data_ptr(), st, d_inner, L, n, int(bool(softplus))]
-    tasks = lib.lc_scan_tasks(batch, d_inner)
-    workers = max(1, min(torch.get_num_threads(), tasks))
-    if workers == 1 or batch * d_inner * L < 32768:
-        lib.lc_selective_scan(*args, 0, tasks)
-        return y
-    with _lock:
-        if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="lc-scan")
-        pool = _pool
-    step = -(-tasks // workers)
-    jobs = [
-        pool.submit(lib.lc_selective_scan, *args, k, min(tasks, k + step))
-        for k in range(0, tasks, step)
-    ]
-    for job in jobs:
-        job.result()
+    small = batch * d_inner * L < 32768  # not worth waking threads
+    threads = 1 if small else torch.get_num_threads()
+    lib.lc_selective_scan_omp(
+        *ptr, h.data_ptr(), y.data_ptr(), st, batch, d_inner, L, n, int(bool(softplus)), threads
+    )
     return y

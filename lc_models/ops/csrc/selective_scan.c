@@ -13,7 +13,8 @@
    Work is split in tasks of LANES adjacent channels of one batch row: task k covers batch
    k / blocks, channels (k % blocks) * LANES onwards. Each task runs its tokens in order with
    its state in L1; the lane loops vectorise (log1pf and expf map to glibc's libmvec, the decay
-   uses lc_expf inline). Disjoint task ranges may run concurrently. n <= LC_SCAN_MAX_STATE. */
+   uses lc_expf inline). Disjoint task ranges may run concurrently; lc_selective_scan_omp runs
+   all tasks on an OpenMP team (torch's own, when libgomp is shared). n <= LC_SCAN_MAX_STATE. */
 #include <math.h>
 #include <stdint.h>
 
@@ -98,4 +99,15 @@ void lc_selective_scan(const float *u, const float *delta, const float *z, const
     for (int l = 0; l < width; ++l)
       for (int64_t j = 0; j < n; ++j) h[(b * d + ch[l]) * n + j] = state[j][l];
   }
+}
+
+/* All tasks, split across `threads` OpenMP threads. */
+void lc_selective_scan_omp(const float *u, const float *delta, const float *z, const float *B,
+                           const float *C, const float *A, const float *D, const float *bias,
+                           float *h, float *y, const int64_t *st, int64_t batch, int64_t d,
+                           int64_t L, int64_t n, int32_t softplus, int32_t threads) {
+  const int64_t tasks = lc_scan_tasks(batch, d);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t k = 0; k < tasks; ++k)
+    lc_selective_scan(u, delta, z, B, C, A, D, bias, h, y, st, d, L, n, softplus, k, k + 1);
 }
