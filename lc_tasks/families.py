@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Family", "FAMILIES", "LENGTHS", "SUITE", "DEFAULT_DEPTHS", "task_name", "length_label"]
+__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "LENGTHS", "SUITE", "Family", "length_label", "task_name"]
 
 # Label -> tokens of the model's own tokenizer (k = 1024, m = 1048576).
 LENGTHS: dict[str, int] = {

@@ -37,7 +37,7 @@ from pathlib import Path
 from lc_tasks import prose
 from lc_tasks.sizing import TokenCounter
 
-__all__ = ["Haystack", "grow", "noise_units", "prose_units", "text_units", "load_text"]
+__all__ = ["Haystack", "grow", "load_text", "noise_units", "prose_units", "text_units"]
 
 NOISE = ("The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
          "There and back again.")
@@ -210,7 +210,7 @@ def load_text(source: str, *, split: str = "train", column: str = "text") -> str
         name, _, config = source[3:].partition(":")
         try:
             ds = datasets.load_dataset(name, config or None, split=split)
-        except Exception as err:  # noqa: BLE001 - any loading failure gets one clear line
+        except Exception as err:
             raise ValueError(f"cannot load haystack dataset {name!r} ({split=}): {err}") from err
         if column not in ds.column_names:
             raise ValueError(

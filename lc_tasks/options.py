@@ -18,7 +18,7 @@ from typing import Any
 
 from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, Family
 
-__all__ = ["TaskSpec", "task_spec", "OPTIONS"]
+__all__ = ["OPTIONS", "TaskSpec", "task_spec"]
 
 # Option -> help text; the README's option table is written from this.
 OPTIONS: dict[str, str] = {

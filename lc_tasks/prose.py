@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from lc_tasks import words
 
-__all__ = ["sentences", "iter_sentences", "PATTERNS"]
+__all__ = ["PATTERNS", "iter_sentences", "sentences"]
 
 NAMES = (
     "Ada", "Basil", "Clara", "Dmitri", "Elena", "Felix", "Greta", "Hugo", "Iris", "Jonas",

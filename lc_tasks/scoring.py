@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["process_results", "string_match_all", "first_integer_match", "clean"]
+__all__ = ["clean", "first_integer_match", "process_results", "string_match_all"]
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _INTEGER = re.compile(r"\d+")

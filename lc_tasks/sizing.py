@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TokenCounter", "Encoded", "Fit", "SizingError", "fit_to_length"]
+__all__ = ["Encoded", "Fit", "SizingError", "TokenCounter", "fit_to_length"]
 
 
 class SizingError(ValueError):

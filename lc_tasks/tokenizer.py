@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["tokenizer_name", "resolve_tokenizer", "load_tokenizer", "MissingTokenizer"]
+__all__ = ["MissingTokenizer", "load_tokenizer", "resolve_tokenizer", "tokenizer_name"]
 
 TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
 
@@ -49,7 +49,7 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
     try:
         tok = AutoTokenizer.from_pretrained(local_path(name), trust_remote_code=trust_remote_code)
-    except Exception as err:  # noqa: BLE001 - any loading failure gets one clear line
+    except Exception as err:
         raise ValueError(f"cannot load tokenizer {name!r} to size the lc-eval tasks: {err}") \
             from err
     if not tok("The quick brown fox.", add_special_tokens=False)["input_ids"]:

@@ -18,7 +18,7 @@ import random
 from functools import cache
 from importlib.resources import files
 
-__all__ = ["nouns", "adjectives", "verbs", "key_words", "cwe_words", "coined_words"]
+__all__ = ["adjectives", "coined_words", "cwe_words", "key_words", "nouns", "verbs"]
 
 
 def _read(name: str) -> tuple[str, ...]:

@@ -66,7 +66,7 @@ def test_suite_groups_hold_the_eleven_ruler_families():
 
 def test_committed_task_configs_match_the_generator_script():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_task_configs.py"),
-                          "--check"], capture_output=True, text=True)
+                          "--check"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, "task_configs/ is stale; rerun scripts/gen_task_configs.py\n" \
         + out.stdout
 

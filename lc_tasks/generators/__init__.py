@@ -27,7 +27,7 @@ from lc_tasks.generators.common import Built, doc_seed
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import TokenCounter
 
-__all__ = ["generate", "GENERATORS"]
+__all__ = ["GENERATORS", "generate"]
 
 # kind -> generator class with .doc(rng, depth) -> Built
 GENERATORS = {

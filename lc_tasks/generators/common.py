@@ -12,7 +12,7 @@ from lc_tasks import haystack as hs
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import Fit, TokenCounter, fit_to_length
 
-__all__ = ["Built", "doc_seed", "HaystackChoice", "choose_haystack", "NeedleFitter"]
+__all__ = ["Built", "HaystackChoice", "NeedleFitter", "choose_haystack", "doc_seed"]
 
 # RULER's 40 depth levels; needles other than the one at the doc's depth go here.
 RULER_LEVELS: tuple[float, ...] = tuple(float(round(100 * i / 39)) for i in range(40))
@@ -110,33 +110,34 @@ class NeedleFitter:
         choice: HaystackChoice,
         rng: random.Random,
         *,
-        budget: int | None = None,
         units: Callable[[random.Random], Iterator[hs.Unit]] | None = None,
     ) -> tuple[Fit, list[int]]:
         """Fit and return ``(fit, needle token positions)``; needles are (fraction, text).
 
         ``units`` overrides the choice's unit stream (needle haystacks).
         """
-        budget = self.budget if budget is None else budget
         if units is not None:
             choice = HaystackChoice(choice.name, units, choice.sep, True)
         fixed = self.counter.count(head + tail) + sum(
             self.counter.piece_counts([f"\n{text}\n" for _, text in needles]))
-        want = budget * 1.1 + 64
+        want = self.budget * 1.1 + 64
         hay, make = self._haystack(choice, rng, want)
-
-        def build(n: int) -> tuple[str, list[int]]:
-            placed = [(hay.boundary(n, frac), text) for frac, text in needles]
-            body, offsets = hay.render(n, placed, sep=choice.sep)
-            return head + body + tail, [len(head) + o for o in offsets]
-
         while True:
-            fit = fit_to_length(build, lambda n: fixed + hay.cum[n], budget=budget, n_min=0,
-                                n_max=len(hay), counter=self.counter, offset=self.offset)
-            if fit.n < len(hay) or want > 64 * budget:
+            fit = self._fit_in(hay, head, tail, needles, choice.sep, fixed)
+            if fit.n < len(hay) or want > 64 * self.budget:
                 break
             # Every piece was used: the estimate over-counted. Grow and fit again.
             want *= 2
             hay = make(want)
         self.offset = fit.offset
         return fit, self.counter.positions(fit.prompt, fit.enc, fit.extra)
+
+    def _fit_in(self, hay: hs.Haystack, head: str, tail: str,
+                needles: Sequence[tuple[float, str]], sep: str | None, fixed: int) -> Fit:
+        def build(n: int) -> tuple[str, list[int]]:
+            placed = [(hay.boundary(n, frac), text) for frac, text in needles]
+            body, offsets = hay.render(n, placed, sep=sep)
+            return head + body + tail, [len(head) + o for o in offsets]
+
+        return fit_to_length(build, lambda n: fixed + hay.cum[n], budget=self.budget, n_min=0,
+                             n_max=len(hay), counter=self.counter, offset=self.offset)

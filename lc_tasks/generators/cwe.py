@@ -114,4 +114,4 @@ class Generator:
         return Built(fit.prompt, list(common), fit.n_tokens, None, [])
 
 
-__all__ = ["Generator", "Config", "numbered"]
+__all__ = ["Config", "Generator", "numbered"]

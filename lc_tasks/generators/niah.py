@@ -103,11 +103,11 @@ class Generator:
         if self.needle_haystack:
             seed = rng.getrandbits(64)
             exclude = frozenset(keys)
-            units = lambda _rng: _distractors(p["key"], p["value"], random.Random(seed), exclude)  # noqa: E731
+            units = lambda _rng: _distractors(p["key"], p["value"], random.Random(seed), exclude)
         fit, positions = self.fitter.fit(head, tail, [(d / 100, t) for d, t in zip(depths, texts)],
                                          self.choice, rng, units=units)
         depth_out: float | list[float] = depths[0] if len(depths) == 1 else depths
         return Built(fit.prompt, outputs, fit.n_tokens, depth_out, positions)
 
 
-__all__ = ["Generator", "NEEDLE"]
+__all__ = ["NEEDLE", "Generator"]
