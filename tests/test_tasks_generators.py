@@ -187,3 +187,12 @@ def test_fit_to_length_finds_the_largest_size_that_fits(budget, tokenizers):
 
 def test_lengths_table():
     assert list(LENGTHS.values()) == [1024 * 2**i for i in range(11)]
+
+
+def test_reserve_keeps_tokens_free_for_a_chat_template(tokenizers):
+    plain = generate(task_spec("niah_single", 2048, num_samples=2), tokenizers["bpe"], seed=0)
+    spared = generate(task_spec("niah_single", 2048, num_samples=2, reserve=100),
+                      tokenizers["bpe"], seed=0)
+    for a, b in zip(plain, spared):
+        assert b["n_tokens"] + 128 + 100 <= 2048
+        assert a["n_tokens"] - b["n_tokens"] >= 90

@@ -1,0 +1,22 @@
+"""The examples in lc_tasks' docstrings are true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "lc_tasks.words", "lc_tasks.prose", "lc_tasks.sizing", "lc_tasks.haystack",
+    "lc_tasks.families", "lc_tasks.options", "lc_tasks.tokenizer", "lc_tasks.prompts",
+    "lc_tasks.scoring", "lc_tasks.dataset", "lc_tasks.generators",
+    "lc_tasks.generators.common", "lc_tasks.generators.vt", "lc_tasks.generators.fwe",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0, f"{result.failed} docstring example(s) of {name} failed"
