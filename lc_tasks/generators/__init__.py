@@ -1,9 +1,11 @@
 """Generate a task's docs: ``generate(spec, tokenizer, seed) -> list[dict]``.
 
 Pure: no I/O (beyond reading a user's haystack file), no global state, no
-global RNG. Each doc gets its own ``random.Random`` from
-``(seed, family, length, index)``, so any doc can be rebuilt alone, and the
-same inputs give byte-identical docs in any process.
+global RNG. Each doc draws its keys, values and text from its own
+``random.Random`` seeded by ``(seed, family, length, index)``; docs are built
+in index order, each starting its size search where the previous one ended.
+The same inputs give byte-identical docs in any process, and asking for fewer
+docs gives a prefix of the same list.
 
 Docs cycle through the depths (doc i has ``depths[i % len(depths)]``), so
 lm-eval's ``--limit N`` with N >= len(depths) covers every depth.
