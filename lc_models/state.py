@@ -10,6 +10,11 @@ objects:
 * a :class:`Runner`: ``prefill(input_ids, state) -> (logits, state)``, which
   feeds one chunk ``(batch, T)`` and returns its logits ``(batch, T, vocab)``.
 
+Two generic pairs cover transformers' two ways of passing state:
+:class:`CacheRunner`/:class:`CacheState` (a ``Cache`` object, nearly every model)
+and :class:`StateListRunner`/:class:`TensorListState` (a ``state=[tensors]``
+list, RWKV and RWKV-style remote code).
+
 Running a sequence chunk by chunk through a runner gives the logits of one
 full forward pass over the whole sequence. Architecture fixes (see
 ``lc_models/arch/``) live behind these two objects; callers never see them.
@@ -202,4 +207,47 @@ class CacheRunner(Runner):
         if returned is not None and returned is not state.cache:
             state.cache = returned
         state.n_tokens += length
+        return logits, state
+
+
+class TensorListState(State):
+    """State as a list of tensors with the batch first (``None`` before the first token)."""
+
+    def __init__(self, tensors: list[torch.Tensor] | None, n_tokens: int, batch_size: int):
+        self.tensors = tensors
+        self.n_tokens = n_tokens
+        self._batch_size = batch_size
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def select(self, rows: Sequence[int]) -> TensorListState:
+        rows = list(rows)
+        if self.tensors is None:
+            return TensorListState(None, self.n_tokens, len(rows))
+        index = torch.tensor(rows, dtype=torch.long, device=self.tensors[0].device)
+        selected = [t.index_select(0, index) for t in self.tensors]
+        return TensorListState(selected, self.n_tokens, len(rows))
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.tensors or [])
+
+
+class StateListRunner(Runner):
+    """For models whose forward takes ``state=[tensors]`` and returns ``.state``
+    (RWKV in transformers; RWKV-5/6 remote code has the same interface)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def new_state(self, batch_size: int) -> TensorListState:
+        return TensorListState(None, 0, batch_size)
+
+    @torch.no_grad()
+    def prefill(self, input_ids, state, last_only=False):
+        out = self.model(input_ids=input_ids, state=state.tensors, use_cache=True)
+        state.tensors = list(out.state)
+        state.n_tokens += input_ids.shape[1]
+        logits = out.logits[:, -1:] if last_only else out.logits
         return logits, state

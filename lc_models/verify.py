@@ -1,8 +1,8 @@
 """Check that chunked prefill through a runner computes what one full forward pass does.
 
 The oracle is the model's own full forward over the whole sequence. The check
-feeds a short random sequence in odd-sized chunks (so chunk boundaries fall at
-awkward places), then token by token, and compares the logits.
+feeds two short random sequences as a batch, in odd-sized chunks (so chunk
+boundaries fall at awkward places), then token by token, and compares the logits.
 
 >>> err = chunked_error(runner, length=29, chunk=5)  # doctest: +SKIP
 >>> err < 1e-4  # doctest: +SKIP
@@ -25,15 +25,15 @@ HALF_PRECISION_TOLERANCE = 5e-2
 @torch.no_grad()
 def chunked_error(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 0) -> float:
     """Max |logit difference| between chunked (then token-by-token) prefill and one
-    full forward pass, over a random sequence of ``length`` tokens, relative to
-    the largest |logit| of the full pass."""
+    full forward pass, over a batch of two random sequences of ``length`` tokens,
+    relative to the largest |logit| of the full pass."""
     model = runner.model
     vocab = model.get_input_embeddings().weight.shape[0]
     generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, vocab, (1, length), generator=generator).to(runner.device)
-    full = model(input_ids=ids).logits.float()  # (1, L, vocab)
+    ids = torch.randint(0, vocab, (2, length), generator=generator).to(runner.device)
+    full = torch.cat([model(input_ids=row[None]).logits for row in ids]).float()  # (2, L, vocab)
 
-    state = runner.new_state(1)
+    state = runner.new_state(2)
     pieces = []
     split = length - 3  # chunks first, then the last 3 tokens one at a time
     for start in range(0, split, chunk):
@@ -43,6 +43,8 @@ def chunked_error(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 
         logits, state = runner.prefill(ids[:, pos : pos + 1], state)
         pieces.append(logits)
     chunked = torch.cat(pieces, dim=1).float()
+    if chunked.shape != full.shape:
+        return float("inf")
     return ((chunked - full).abs().max() / full.abs().max().clamp(min=1.0)).item()
 
 
@@ -50,11 +52,18 @@ def check_exact(runner: Runner) -> float:
     """Raise ValueError unless chunked prefill matches the full forward pass."""
     dtype = runner.model.get_input_embeddings().weight.dtype
     tolerance = RELATIVE_TOLERANCE.get(dtype, HALF_PRECISION_TOLERANCE)
-    error = chunked_error(runner)
-    if not error <= tolerance:
-        name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
+    name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
+    try:
+        error = chunked_error(runner)
+    except (RuntimeError, ValueError, IndexError, TypeError) as err:  # e.g. shape mismatches
         raise ValueError(
-            f"lc_hf refuses model type {name!r}: chunked prefill with its cache differs from "
+            f"lc_hf refuses model type {name!r}: chunked prefill with its state fails "
+            f"({type(err).__name__}: {str(err)[:200]}). It needs an architecture module in "
+            "lc_models/arch/."
+        ) from err
+    if not error <= tolerance:
+        raise ValueError(
+            f"lc_hf refuses model type {name!r}: chunked prefill with its state differs from "
             f"the full forward pass (relative error {error:.2e} > {tolerance:.0e}), so results "
             "would be wrong. It needs an architecture module in lc_models/arch/."
         )

@@ -95,6 +95,19 @@ def test_an_unknown_architecture_whose_cache_is_right_is_accepted(tiny_model):
     assert runner_for(model) is not None
 
 
+def test_a_state_list_model_is_checked_with_a_batch(tiny_model):
+    """RWKV-style models (``state=[tensors]``, as RWKV-5/6 remote code) go through the same
+    check, batched: unpatched transformers RWKV breaks on one-token chunks of two rows."""
+    from lc_models.arch import rwkv
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("rwkv")).eval()
+    model.config.model_type = "someones_rwkv"
+    with pytest.raises(ValueError, match="refuses model type 'someones_rwkv'"):
+        runner_for(model)
+    rwkv.patch(model)
+    assert type(runner_for(model)).__name__ == "StateListRunner"
+
+
 def state_bytes(model, n_tokens):
     runner = runner_for(model)
     ids = [[5 + i % 90 for i in range(n_tokens)]]

@@ -7,10 +7,11 @@
   a docstring naming why);
 * model types in ``GENERIC_EXACT`` use the generic ``CacheRunner`` as is; the
   test suite checks each of them against the full forward pass;
-* any other model type also uses ``CacheRunner``, but only after a quick check
-  on random tokens that chunked prefill matches its full forward pass. If it
-  does not, lc_hf refuses the model with a clear error rather than return
-  wrong numbers.
+* any other model type uses ``CacheRunner`` (or ``StateListRunner`` when its
+  forward takes ``state=[tensors]`` instead of a cache, as RWKV-5/6 remote code
+  does), but only after a quick check on random tokens that chunked prefill,
+  batched, matches its full forward pass. If it does not, lc_hf refuses the
+  model with a clear error rather than return wrong numbers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import importlib
 
 import torch
 
-from lc_models.state import CacheRunner, Runner
+from lc_models.state import CacheRunner, Runner, StateListRunner, forward_params
 
 # model_type -> module with ``make_runner(model) -> Runner``
 FIXES: dict[str, str] = {
@@ -42,7 +43,11 @@ def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
     model_type = getattr(model.config, "model_type", None)
     if model_type in FIXES:
         return importlib.import_module(FIXES[model_type]).make_runner(model)
-    runner = CacheRunner(model)
+    params = forward_params(model)
+    if "state" in params and not {"cache", "past_key_values"} & params:
+        runner = StateListRunner(model)  # RWKV-style remote code: state=[tensors]
+    else:
+        runner = CacheRunner(model)
     if verify and model_type not in GENERIC_EXACT:
         from lc_models.verify import check_exact
 

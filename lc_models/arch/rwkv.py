@@ -2,8 +2,8 @@
 
 The model's forward takes ``state=[5 tensors of shape (batch, hidden, layers)]``
 (feed-forward shift, attention shift, and the numerator, denominator and
-running max of the WKV recurrence) and updates them in place. This module
-adapts that state to the shared :class:`~lc_models.state.State` interface.
+running max of the WKV recurrence) and updates them in place; the generic
+:class:`~lc_models.state.StateListRunner` carries it.
 
 One quirk of transformers 5.24: for a one-token chunk with a state, the token
 shift takes the previous token as ``(batch, hidden)`` and broadcasts it
@@ -15,55 +15,12 @@ instance) by ones that shift every chunk length the same way.
 from __future__ import annotations
 
 import types
-from collections.abc import Sequence
 
 import torch
 
-from lc_models.state import Runner, State
+from lc_models.state import StateListRunner
 
 MODEL_TYPES = ("rwkv",)
-
-
-class RwkvState(State):
-    """RWKV state: ``tensors`` is None before the first token, else 5 tensors
-    of shape (batch, hidden, layers)."""
-
-    def __init__(self, tensors: list[torch.Tensor] | None, n_tokens: int, batch_size: int):
-        self.tensors = tensors
-        self.n_tokens = n_tokens
-        self._batch_size = batch_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
-
-    def select(self, rows: Sequence[int]) -> RwkvState:
-        rows = list(rows)
-        if self.tensors is None:
-            return RwkvState(None, self.n_tokens, len(rows))
-        index = torch.tensor(rows, dtype=torch.long, device=self.tensors[0].device)
-        return RwkvState([t.index_select(0, index) for t in self.tensors], self.n_tokens, len(rows))
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors or [])
-
-
-class RwkvRunner(Runner):
-    """Feeds chunks through ``RwkvForCausalLM`` with its list-of-tensors state."""
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-
-    def new_state(self, batch_size: int) -> RwkvState:
-        return RwkvState(None, 0, batch_size)
-
-    @torch.no_grad()
-    def prefill(self, input_ids, state, last_only=False):
-        out = self.model(input_ids=input_ids, state=state.tensors, use_cache=True)
-        state.tensors = out.state
-        state.n_tokens += input_ids.shape[1]
-        logits = out.logits[:, -1:] if last_only else out.logits
-        return logits, state
 
 
 def _shift(hidden: torch.Tensor, state, index: int, layer: int) -> torch.Tensor:
@@ -109,7 +66,7 @@ def patch(model: torch.nn.Module) -> int:
     return count
 
 
-def make_runner(model: torch.nn.Module) -> RwkvRunner:
-    """The RWKV runner over ``model``, token shifts patched."""
+def make_runner(model: torch.nn.Module) -> StateListRunner:
+    """The state-list runner over ``model``, token shifts patched."""
     patch(model)
-    return RwkvRunner(model)
+    return StateListRunner(model)
