@@ -196,3 +196,9 @@ def test_reserve_keeps_tokens_free_for_a_chat_template(tokenizers):
     for a, b in zip(plain, spared):
         assert b["n_tokens"] + 128 + 100 <= 2048
         assert a["n_tokens"] - b["n_tokens"] >= 90
+
+
+def test_fewer_docs_are_a_prefix_of_more(tokenizers):
+    few = generate(task_spec("niah_multikey", 4096, num_samples=3), tokenizers["bpe"], seed=5)
+    more = generate(task_spec("niah_multikey", 4096, num_samples=6), tokenizers["bpe"], seed=5)
+    assert few == more[:3]
