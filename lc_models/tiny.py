@@ -228,6 +228,16 @@ def _gpt_neox(vocab_size: int, **kw: Any):
     )
 
 
+def _mistral(vocab_size: int, **kw: Any):
+    from transformers import MistralConfig
+
+    # sliding-window attention (24 tokens), unknown to lc_hf: checked at load, then generic
+    return MistralConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        sliding_window=24, **_ATTN, **kw,
+    )
+
+
 # arch name -> f(vocab_size, **overrides) -> transformers config
 TINY_CONFIGS: dict[str, Callable[..., Any]] = {
     "llama": _llama,
@@ -242,6 +252,7 @@ TINY_CONFIGS: dict[str, Callable[..., Any]] = {
     "qwen3_next": _qwen3_next,
     "zamba2": _zamba2,
     "gpt_neox": _gpt_neox,
+    "mistral": _mistral,
 }
 
 

@@ -3,6 +3,7 @@
 The oracle is the model's own full forward over the whole sequence. The check
 feeds two short random sequences as a batch, in odd-sized chunks (so chunk
 boundaries fall at awkward places), then token by token, and compares the logits.
+Models with a local attention window get sequences that cross it.
 
 >>> err = chunked_error(runner, length=29, chunk=5)  # doctest: +SKIP
 >>> err < 1e-4  # doctest: +SKIP
@@ -20,6 +21,19 @@ from lc_models.state import Runner
 # while a state that is not carried gives errors of the order of the logits.
 RELATIVE_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6}
 HALF_PRECISION_TOLERANCE = 5e-2
+# config fields holding a local attention window (or attention chunk) size
+_WINDOW_FIELDS = ("sliding_window", "attention_window_size", "attention_chunk_size")
+
+
+def probe_size(config) -> tuple[int, int]:
+    """(length, chunk) of the check: 29 tokens in chunks of 5, or past the model's
+    local attention window in about six odd-sized chunks."""
+    windows = [getattr(config, f, None) for f in _WINDOW_FIELDS]
+    window = max((w for w in windows if isinstance(w, int) and w > 0), default=0)
+    if window + 11 <= 29:
+        return 29, 5
+    length = window + 11
+    return length, (length // 6) | 1
 
 
 @torch.no_grad()
@@ -53,8 +67,9 @@ def check_exact(runner: Runner) -> float:
     dtype = runner.model.get_input_embeddings().weight.dtype
     tolerance = RELATIVE_TOLERANCE.get(dtype, HALF_PRECISION_TOLERANCE)
     name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
+    length, chunk = probe_size(runner.model.config)
     try:
-        error = chunked_error(runner)
+        error = chunked_error(runner, length=length, chunk=chunk)
     except (RuntimeError, ValueError, IndexError, TypeError) as err:  # e.g. shape mismatches
         raise ValueError(
             f"lc_hf refuses model type {name!r}: chunked prefill with its state fails "

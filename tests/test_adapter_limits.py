@@ -95,6 +95,15 @@ def test_an_unknown_architecture_whose_cache_is_right_is_accepted(tiny_model):
     assert runner_for(model) is not None
 
 
+def test_the_check_crosses_a_local_attention_window(tiny_model):
+    from lc_models.verify import probe_size
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("mistral")).eval()
+    length, chunk = probe_size(model.config)
+    assert length > model.config.sliding_window and chunk % 2 == 1
+    assert type(runner_for(model)).__name__ == "CacheRunner"  # mistral is not in our lists
+
+
 def test_a_state_list_model_is_checked_with_a_batch(tiny_model):
     """RWKV-style models (``state=[tensors]``, as RWKV-5/6 remote code) go through the same
     check, batched: unpatched transformers RWKV breaks on one-token chunks of two rows."""
