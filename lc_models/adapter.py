@@ -42,6 +42,7 @@ from lc_models import native_mamba
 from lc_models.arch import runner_for
 from lc_models.generate import Sampler, decode
 from lc_models.prefill import feed
+from lc_tasks.tokenizer import local_path
 
 # A child of lm-eval's logger, so that lm-eval's CLI shows our messages in its format.
 log = logging.getLogger("lm_eval.models.lc_hf")
@@ -80,6 +81,8 @@ class LongContextLM(HFLM):
             raise ValueError(f"chunk_size must be a positive number of tokens, got {chunk_size}")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        if isinstance(pretrained, str):
+            pretrained = local_path(pretrained)  # a bundled model's short name -> its folder
         super().__init__(pretrained=pretrained, device=device, batch_size=int(batch_size), **kwargs)
         if self.backend != "causal":
             raise ValueError("lc_hf runs decoder-only (causal) models only")

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 # takes the parsed namespace.
 SUBCOMMANDS: list[str] = [
     "lc_tasks.report.cli",
+    "lc_models.zoo.cli",
 ]
 
 

@@ -36,10 +36,12 @@ def tokenizer_name(options: dict[str, Any]) -> str | None:
 def local_path(name: str) -> str:
     """Where a short model name points. The one place for bundled-model lookup.
 
-    Short names of bundled models (``lc_models.zoo``) are to be mapped to their
-    folders here; any other name (hub id or path) is returned unchanged.
+    Short names of bundled models (``lc_models.zoo``, e.g. ``tiny-llama``) map
+    to their folders; any other name (hub id or path) is returned unchanged.
     """
-    return name
+    from lc_models.zoo import resolve
+
+    return resolve(name)
 
 
 @lru_cache(maxsize=8)

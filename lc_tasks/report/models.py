@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lc_tasks.report.load import Run
+from lc_tasks.tokenizer import local_path
 
 # Model types whose ``max_position_embeddings`` is not a training length: recurrent or
 # hybrid models (some of them carry the key only for their attention layers, if at all).
@@ -104,7 +105,7 @@ def _local_config(run: Run) -> dict | None:
         value = run.model_args.get(key)
         if not isinstance(value, str) or not value:
             continue
-        config = Path(value).expanduser() / "config.json"
+        config = Path(local_path(value)).expanduser() / "config.json"  # short names too
         if config.is_file():
             try:
                 return json.loads(config.read_text(encoding="utf-8"))
