@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -53,6 +54,44 @@ def tokenizer_dir(tmp_path_factory):
         return cache[kind]
 
     return make
+
+
+# The arguments of the one shared stock-`hf` CLI run; test_plugin.py repeats them with lc-eval.
+def stock_hf_args(model: Path, out: Path) -> list[str]:
+    import lc_tasks
+
+    return [
+        "run",
+        "--model", "hf",
+        "--model_args", f"pretrained={model},dtype=float32",
+        "--device", "cpu",
+        "--include_path", lc_tasks.include_path(),
+        "--tasks", "lc_passkey_1k,lc_suite_1k",
+        "--limit", "1",
+        "--batch_size", "8",
+        "--metadata", json.dumps({"num_samples": 1}),
+        "--output_path", str(out),
+        "--log_samples",
+    ]  # fmt: skip
+
+
+def read_run(out: Path) -> dict:
+    """The newest results JSON lm-eval wrote under ``out``."""
+    found = sorted(out.rglob("results_*.json"))
+    assert found, f"lm-eval wrote no results under {out}"
+    return json.loads(found[-1].read_text())
+
+
+@pytest.fixture(scope="session")
+def stock_hf_run(tiny_model, tmp_path_factory):
+    """One real `lm_eval run --model hf` on a tiny Llama: lc_passkey_1k and lc_suite_1k.
+
+    Returns ``(results_json, output_dir)``. Each CLI call costs ~30 s of lm-eval
+    task indexing, so the tests that need stock output share this one.
+    """
+    out = tmp_path_factory.mktemp("lm-eval-out")
+    run_cli("lm_eval", *stock_hf_args(tiny_model("llama"), out))
+    return read_run(out), out
 
 
 def executable(name: str) -> str:

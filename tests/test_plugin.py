@@ -69,3 +69,27 @@ def test_user_include_path_works_beside_ours(tmp_path):
     out = run_cli("lc-eval", "ls", "tasks", "--include_path", str(tmp_path))
     assert "my_own_probe_task" in out.stdout
     assert "lc_passkey_1k" in out.stdout
+
+
+def _samples(out: Path) -> dict[str, list]:
+    """task -> [(doc_id, filtered response)] from the logged samples of a run."""
+    import json
+
+    found: dict[str, list] = {}
+    for path in sorted(out.rglob("samples_*.jsonl")):
+        task = path.name[len("samples_") :].rsplit("_", 1)[0]
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        found[task] = sorted((r["doc_id"], r["filtered_resps"]) for r in rows)
+    return found
+
+
+def test_lc_eval_run_hf_behaves_like_lm_eval_run_hf(stock_hf_run, tiny_model, tmp_path):
+    """Same arguments through `lc-eval run` and `lm_eval run`: same scores, same answers."""
+    from conftest import read_run, stock_hf_args
+
+    stock, stock_out = stock_hf_run
+    run_cli("lc-eval", *stock_hf_args(tiny_model("llama"), tmp_path))
+    ours = read_run(tmp_path)
+    assert ours["results"] == stock["results"]
+    assert ours["config"]["model"] == stock["config"]["model"] == "hf"
+    assert _samples(tmp_path) == _samples(stock_out)
