@@ -3,6 +3,8 @@
 As in lm-eval's RULER tasks: ``tokenizer`` wins, then ``pretrained`` (HF
 models), then ``model`` (API backends). Pass one with
 ``--model_args pretrained=...`` or ``--metadata '{"tokenizer": "..."}'``.
+A native mamba_ssm checkpoint ships no tokenizer; like ``lc_hf``, the tasks
+then use the one those checkpoints were trained with (gpt-neox-20b).
 
 >>> tokenizer_name({"pretrained": "/ckpt", "tokenizer": "/tok"})
 '/tok'
@@ -59,6 +61,13 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tok
 
 
+def _native_default(pretrained: str) -> str:
+    """gpt-neox-20b for a native mamba_ssm checkpoint (no tokenizer inside), else unchanged."""
+    from lc_models.native_mamba import DEFAULT_TOKENIZER, read_native_config
+
+    return DEFAULT_TOKENIZER if read_native_config(local_path(pretrained)) else pretrained
+
+
 def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
     """The tokenizer named by the options, or a one-line error saying how to pass one.
 
@@ -69,6 +78,8 @@ def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
     lc_passkey_1k sizes its prompts with the model's tokenizer: pass --model_args pretrained=<model> (or tokenizer=<name or path>), or --metadata '{"tokenizer": "<name or path>"}'
     """
     name = tokenizer_name(options)
+    if name is not None and not options.get("tokenizer") and name == options.get("pretrained"):
+        name = _native_default(name)
     if name is None:
         raise MissingTokenizer(
             f"{task} sizes its prompts with the model's tokenizer: pass --model_args "

@@ -218,3 +218,25 @@ def test_native_checkpoints_default_to_the_gpt_neox_tokenizer(tmp_path, tokenize
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
     LongContextLM(pretrained=str(tmp_path), device="cpu")
     assert asked == ["EleutherAI/gpt-neox-20b"]
+
+
+def test_tasks_size_native_checkpoints_with_the_gpt_neox_tokenizer(
+    tmp_path, tokenizer_dir, monkeypatch
+):
+    """The tasks and lc_hf must agree on the tokenizer, or prompts are sized wrong."""
+    from lc_tasks import tokenizer as task_tokenizer
+
+    write_native(tmp_path, "mamba2")
+    asked = []
+    load = transformers.AutoTokenizer.from_pretrained
+
+    def fake(name, *args, **kwargs):
+        asked.append(name)
+        return load(str(tokenizer_dir("char")), *args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
+    task_tokenizer.load_tokenizer.cache_clear()
+    task_tokenizer.resolve_tokenizer({"pretrained": str(tmp_path)})
+    task_tokenizer.resolve_tokenizer({"pretrained": str(tmp_path), "tokenizer": "my/tok"})
+    task_tokenizer.load_tokenizer.cache_clear()
+    assert asked == ["EleutherAI/gpt-neox-20b", "my/tok"]
