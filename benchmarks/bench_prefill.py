@@ -2,7 +2,9 @@
 
 On one machine, in one process tree, for each model config (random weights, built locally):
 
-* the machine's own fp32 GEMM rate, which with ~2 x params FLOPs per token gives a roofline;
+* the machine's own fp32 GEMM rate, which with 2 x (params outside the embedding and the output
+  head) FLOPs per token gives a roofline (the embedding is a lookup; the head runs only where
+  logits are needed);
 * one ``loglikelihood`` request per input length, each in its own subprocess so that its
   peak RSS is its own: tokens/s, peak RSS, speedup, share of the roofline, memory growth;
 * ``generate_until`` on a passkey prompt (16k tokens by default): time to answer.
@@ -98,9 +100,10 @@ def sweep(mode, model, path, lengths, opts) -> list[dict]:
         if skip_reason is not None:
             points.append({"tokens": length, "skipped": skip_reason})
             continue
-        args = [mode, model, str(path), str(length)]
-        if model == "lc_hf" and opts.lc_model_args:
-            args += ["--model_args", opts.lc_model_args]
+        name, _, extra = model.partition(":")  # e.g. "lc_hf:dtype=bfloat16"
+        if name == "lc_hf" and opts.lc_model_args:
+            extra = ",".join(x for x in (opts.lc_model_args, extra) if x)
+        args = [mode, name, str(path), str(length)] + (["--model_args", extra] if extra else [])
         runs = [child(args, timeout=opts.max_seconds * 3 + 300) for _ in range(opts.repeat)]
         good = [r for r in runs if "error" not in r]
         if not good:
@@ -149,6 +152,25 @@ def _rss(p: dict) -> str:
     return f"{p['peak_rss_mb'] / 1024:.2f}"
 
 
+def _variant_notes(ll: dict) -> list[str]:
+    """For each ``NAME:ARGS`` column, how far its log-likelihoods are from plain NAME's."""
+    notes = []
+    for model, points in ll.items():
+        base = model.partition(":")[0]
+        if model == base or base not in ll:
+            continue
+        diffs = []
+        for p in points:
+            q = next((q for q in ll[base] if q["tokens"] == p["tokens"]), None)
+            if q and "loglikelihood" in p and "loglikelihood" in q:
+                diffs.append(f"{abs(p['loglikelihood'] - q['loglikelihood']):.3g} "
+                             f"at {p['tokens']}")
+        if diffs:
+            notes += ["", f"{model} vs {base}, |difference in the request's log-likelihood| "
+                      f"(nats, 8 continuation tokens): " + ", ".join(diffs) + "."]
+    return notes
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     gemm = results["gemm"].get("gemm_gflops", float("nan"))
@@ -161,11 +183,13 @@ def markdown(results: dict) -> str:
     ]
     for name, res in results["configs"].items():
         ll = res["loglikelihood"]
-        params = next((p["params"] for pts in ll.values() for p in pts if "params" in p), None)
-        roof = gemm * 1e9 / (2 * params) if params else None
+        sizes = next(((p["params"], p["params_nonembedding"]) for pts in ll.values()
+                      for p in pts if "params" in p), None)
+        roof = gemm * 1e9 / (2 * sizes[1]) if sizes else None
         head = f"### {CONFIGS[name][0]}"
-        if params:
-            head += f": {params / 1e6:.1f}M params, roofline {roof:.0f} tok/s"
+        if sizes:
+            head += (f": {sizes[0] / 1e6:.1f}M params ({sizes[1] / 1e6:.1f}M outside embedding "
+                     f"and head), GEMM roofline {roof:.0f} tok/s")
         lines += [head, "", "One loglikelihood request; peak RSS of the whole process.", ""]
         models = list(ll)
         cols = ["input tokens"]
@@ -173,8 +197,9 @@ def markdown(results: dict) -> str:
             cols += [f"{model} tok/s", f"{model} peak RSS (GB)"]
         if {"hf", "lc_hf"} <= set(models):
             cols += ["speedup"]
+        target = "lc_hf" if "lc_hf" in models else models[-1]
         if roof:
-            cols += [f"{models[-1]} share of roofline"]
+            cols += [f"{target} share of roofline"]
         lines += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
         lengths = sorted({p["tokens"] for pts in ll.values() for p in pts})
         for length in lengths:
@@ -188,7 +213,7 @@ def markdown(results: dict) -> str:
                 ok = a and b and "tokens_per_s" in a and "tokens_per_s" in b
                 row.append(f"{b['tokens_per_s'] / a['tokens_per_s']:.1f}x" if ok else "-")
             if roof:
-                last = at[models[-1]]
+                last = at[target]
                 row.append(f"{last['tokens_per_s'] / roof:.0%}"
                            if last and "tokens_per_s" in last else "-")
             lines.append("| " + " | ".join(row) + " |")
@@ -200,6 +225,7 @@ def markdown(results: dict) -> str:
                               f"({done[0]['tokens']} -> {done[-1]['tokens']} tokens)")
         if growth:
             lines += ["", "Peak RSS growth: " + "; ".join(growth) + "."]
+        lines += _variant_notes(ll)
         gen = res.get("generate", {})
         if gen:
             parts = []
@@ -220,7 +246,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma list of " + ",".join(CONFIGS))
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
-    p.add_argument("--models", default="hf,lc_hf", help="lm-eval model names, baseline first")
+    p.add_argument("--models", default="hf,lc_hf",
+                   help="lm-eval model names, baseline first; NAME:ARGS adds model_args, e.g. "
+                        "lc_hf:dtype=bfloat16")
     p.add_argument("--passkey-tokens", type=int, default=16384)
     p.add_argument("--no-passkey", action="store_true")
     p.add_argument("--repeat", type=int, default=1, help="runs per point; the best is kept")

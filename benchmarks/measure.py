@@ -63,14 +63,20 @@ def load_lm(model: str, path: str, n_tokens: int, model_args: str):
     return get_model(model).create_from_arg_string(args, {"batch_size": 1})
 
 
-def n_params(lm) -> int:
-    model = getattr(lm, "model", None) or getattr(lm, "_model", None)
-    seen, total = set(), 0
-    for p in model.parameters():  # tied weights counted once
+def n_params(lm) -> tuple[int, int]:
+    """(all parameters, those outside the input embedding and the output head); tied weights
+    count once. The second is what a prefill token multiplies by: the embedding is a lookup
+    and the head runs only where logits are needed."""
+    model = lm.model
+    io = {p.data_ptr() for m in (model.get_input_embeddings(), model.get_output_embeddings())
+          if m is not None for p in m.parameters()}
+    seen, total, body = set(), 0, 0
+    for p in model.parameters():
         if p.data_ptr() not in seen:
             seen.add(p.data_ptr())
             total += p.numel()
-    return total
+            body += 0 if p.data_ptr() in io else p.numel()
+    return total, body
 
 
 def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str) -> dict:
@@ -102,8 +108,10 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
     return {
         "mode": mode, "model": model, "tokens": n_tokens, "seconds": seconds,
         "tokens_per_s": n_tokens / seconds, "peak_rss_mb": peak_rss_mb(),
-        "rss_before_request_mb": rss_before, "load_s": load_s, "params": n_params(lm),
+        "rss_before_request_mb": rss_before, "load_s": load_s,
+        **dict(zip(("params", "params_nonembedding"), n_params(lm))),
         "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
+        **({"loglikelihood": float(out[0][0])} if mode == "loglikelihood" else {}),
     }
 
 
