@@ -1,0 +1,87 @@
+"""The prefill benchmark's plumbing: skip rules, report, and one real measurement each way.
+
+No timing is asserted here (speed lives in benchmarks/ only); these tests check that the
+benchmark measures the same computation on both models and reports what it skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_prefill  # noqa: E402
+import configs  # noqa: E402
+import measure  # noqa: E402
+
+
+@pytest.mark.parametrize("n", [128, 1000, 16384])
+def test_texts_have_exactly_the_requested_tokens(n):
+    from lc_models.tiny import build_tokenizer
+
+    tok = build_tokenizer("char")
+    context, continuation = configs.loglikelihood_request(n)
+    assert len(tok(context + continuation).input_ids) == n
+    prompt = configs.passkey_prompt(n)
+    assert len(tok(prompt).input_ids) == n and "71432" in prompt
+
+
+def fake_point(tokens, rss_mb, seconds):
+    return {"tokens": tokens, "tokens_per_s": tokens / seconds, "seconds": seconds,
+            "peak_rss_mb": rss_mb, "params": 10, "params_nonembedding": 8}
+
+
+def test_sweep_skips_what_extrapolates_past_the_memory_limit(monkeypatch):
+    """RSS growing by 1 GB per 1k tokens: 4k fits under 3.5 GB... 8k would not."""
+    calls = []
+
+    def child(args, timeout):
+        n = int(args[3])
+        calls.append(n)
+        return fake_point(n, 1024 * n / 1000, n / 100)
+
+    monkeypatch.setattr(bench_prefill, "child", child)
+    opts = SimpleNamespace(mem_limit_gb=5.0, max_seconds=1e9, repeat=1, lc_model_args="")
+    points = bench_prefill.sweep("loglikelihood", "hf", "ckpt", [1000, 2000, 4000, 8000], opts)
+    assert calls == [1000, 2000, 4000], "8000 tokens should not have been run"
+    assert "predicted 8 GB > 5 GB" in points[-1]["skipped"]
+
+
+def test_markdown_reports_speedup_roofline_and_skips():
+    ll = {
+        "hf": [fake_point(2048, 2000, 16.0), {"tokens": 4096, "skipped": "predicted 30 GB"}],
+        "lc_hf": [fake_point(2048, 1000, 4.0), fake_point(4096, 1010, 8.0)],
+    }
+    results = {
+        "machine": {"cpu": "test cpu", "cores": 2, "mem_total_gb": 24, "torch": "x"},
+        "gemm": {"gemm_gflops": 1e-6, "threads": 2}, "load_start": "0", "load_end": "0",
+        "passkey_tokens": 16384, "configs": {"mamba": {"loglikelihood": ll, "generate": {}}},
+    }
+    text = bench_prefill.markdown(results)
+    assert "| 2048 | 128 | 1.95 | 512 | 0.98 | 4.0x |" in text
+    assert "skipped (predicted 30 GB)" in text
+    assert "lc_hf 1.01x (2048 -> 4096 tokens)" in text
+    # roofline: 1000 FLOP/s over 2 x 8 FLOP per token = 62.5 tok/s; lc_hf does 512
+    assert "GEMM roofline 62 tok/s" in text and "819%" in text
+
+
+@pytest.fixture(scope="module")
+def both_models(tiny_model):
+    path = tiny_model("mamba")
+    return {m: measure.run_request("loglikelihood", m, str(path), 300, "chunk_size=64"
+                                   if m == "lc_hf" else "") for m in ("hf", "lc_hf")}
+
+
+def test_one_measurement_per_model_scores_the_same_request(both_models):
+    hf, lc = both_models["hf"], both_models["lc_hf"]
+    for r in (hf, lc):
+        assert r["tokens"] == 300 and r["tokens_per_s"] > 0 and r["peak_rss_mb"] > 0
+        assert math.isfinite(r["loglikelihood"])
+        assert 0 < r["params_nonembedding"] < r["params"]
+    assert lc["loglikelihood"] == pytest.approx(hf["loglikelihood"], abs=1e-3), (
+        "the benchmark must compare the same computation on both models")
