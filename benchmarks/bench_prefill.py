@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from configs import CONFIGS  # noqa: E402
+from configs import CONFIGS
 
 MEASURE = HERE / "measure.py"
 DEFAULT_LENGTHS = [2048, 4096, 8192, 16384, 32768, 65536]
@@ -66,7 +66,7 @@ def child(args: list[str], timeout: float) -> dict:
     """Run measure.py in a fresh process; its last stdout line is JSON."""
     cmd = [sys.executable, str(MEASURE), *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = proc.stdout.strip().splitlines()
@@ -174,13 +174,13 @@ def _variant_notes(ll: dict) -> list[str]:
 def markdown(results: dict) -> str:
     m = results["machine"]
     gemm = results["gemm"].get("gemm_gflops", float("nan"))
-    lines = [
+    machine_line = (
         f"Machine: {m.get('cpu', '?')}, {m.get('cores')} cores, "
         f"{m.get('mem_total_gb', 0):.0f} GiB; torch {m.get('torch')}, fp32, "
         f"{results['gemm'].get('threads', '?')} threads; GEMM {gemm:.0f} GFLOP/s; "
-        f"load average {results['load_start']} at start, {results['load_end']} at end.",
-        "",
-    ]
+        f"load average {results['load_start']} at start, {results['load_end']} at end."
+    )
+    lines = [machine_line, ""]
     for name, res in results["configs"].items():
         ll = res["loglikelihood"]
         sizes = next(((p["params"], p["params_nonembedding"]) for pts in ll.values()
@@ -244,7 +244,8 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", default=",".join(CONFIGS), help="comma list of " + ",".join(CONFIGS))
+    p.add_argument("--configs", default=",".join(CONFIGS),
+                   help="comma list of " + ",".join(CONFIGS))
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
     p.add_argument("--models", default="hf,lc_hf",
                    help="lm-eval model names, baseline first; NAME:ARGS adds model_args, e.g. "

@@ -8,8 +8,9 @@ a model hub.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # name -> (description, factory of the transformers config)
 CONFIGS: dict[str, tuple[str, Callable[[], Any]]] = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from configs import build_checkpoint, loglikelihood_request, passkey_prompt  # noqa: E402
+from configs import build_checkpoint, loglikelihood_request, passkey_prompt
 
 WARMUP_TOKENS = 256
 
@@ -52,8 +52,9 @@ def gemm_rate(seconds: float = 1.0) -> dict:
 
 
 def load_lm(model: str, path: str, n_tokens: int, model_args: str):
-    import lc_models  # noqa: F401  (registers lc_hf)
     from lm_eval.api.registry import get_model
+
+    import lc_models  # noqa: F401  (registers lc_hf)
 
     args = f"pretrained={path},device=cpu,dtype=float32"
     if model == "hf":  # stock hf would left-truncate at the config's length otherwise

@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import bench_prefill  # noqa: E402
-import configs  # noqa: E402
-import measure  # noqa: E402
+import bench_prefill
+import configs
+import measure
 
 
 @pytest.mark.parametrize("n", [128, 1000, 16384])

@@ -28,13 +28,16 @@ def make_inputs(L, batch=2, nheads=6, headdim=4, ngroups=2, d_state=5, seed=0, d
 
 
 # Which optional arguments each case passes; dt must be positive without softplus.
+FLAGS = ("D", "z", "dt_bias", "softplus", "limit", "state")
 OPTIONS = {
-    "bare": dict(D=False, z=False, dt_bias=False, softplus=False, limit=False, state=False),
-    "state-only": dict(D=False, z=False, dt_bias=False, softplus=False, limit=False, state=True),
-    "D-z": dict(D=True, z=True, dt_bias=False, softplus=False, limit=False, state=False),
-    "bias-softplus-limit": dict(D=False, z=False, dt_bias=True, softplus=True, limit=True,
-                                state=False),
-    "all": dict(D=True, z=True, dt_bias=True, softplus=True, limit=True, state=True),
+    name: dict(zip(FLAGS, on))
+    for name, on in {
+        "bare": (False, False, False, False, False, False),
+        "state-only": (False, False, False, False, False, True),
+        "D-z": (True, True, False, False, False, False),
+        "bias-softplus-limit": (False, False, True, True, True, False),
+        "all": (True, True, True, True, True, True),
+    }.items()
 }
 
 

@@ -35,7 +35,7 @@ True
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ LOG_FLUSH = -60.0  # decays exp(x) are floored at exp(LOG_FLUSH), never subnorma
 
 try:  # optional CUDA kernels
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan_fn
-except Exception:  # ImportError, or a broken CUDA build
+except Exception:  # noqa: BLE001  (ImportError, or a broken CUDA build)
     _mamba_ssm_scan_fn = None
 
 

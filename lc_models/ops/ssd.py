@@ -42,7 +42,7 @@ DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 256}
 
 try:  # optional CUDA kernels; they take an initial state themselves
     from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _mamba_ssm_ssd
-except Exception:  # ImportError, or a broken CUDA/triton build
+except Exception:  # noqa: BLE001  (ImportError, or a broken CUDA/triton build)
     _mamba_ssm_ssd = None
 
 
