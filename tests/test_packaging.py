@@ -1,0 +1,75 @@
+"""A non-editable install ships everything the package reads at run time.
+
+Builds the wheel, installs it (without dependencies) into a bare folder and
+imports from there, away from the source checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PROBE = r"""
+import json, pathlib, lc_tasks, lc_models
+from lc_models.tiny import build_tokenizer
+from lc_tasks.generators import generate
+from lc_tasks.options import task_spec
+
+root = pathlib.Path(lc_tasks.include_path())
+docs = generate(task_spec("niah_prose", 1024, num_samples=1), build_tokenizer("char"), seed=0)
+print(json.dumps({
+    "lc_tasks": lc_tasks.__file__,
+    "lc_models": lc_models.__file__,
+    "include_path": str(root),
+    "yaml": sorted(p.name for p in root.rglob("*.yaml")),
+    "c_sources": sorted(p.name for p in pathlib.Path(lc_models.__file__).parent.rglob("*.c")),
+    "doc_ok": docs[0]["outputs"][0] in docs[0]["input"],
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    wheels = tmp_path_factory.mktemp("wheel")
+    target = tmp_path_factory.mktemp("site")
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
+    (wheel,) = wheels.glob("lc_eval-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path_factory.mktemp("elsewhere"),
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return target, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_packages_are_imported_from_the_install(installed):
+    target, probe = installed
+    assert probe["lc_tasks"].startswith(str(target)), probe["lc_tasks"]
+    assert probe["lc_models"].startswith(str(target)), probe["lc_models"]
+
+
+def test_task_configs_ship_inside_the_wheel(installed):
+    target, probe = installed
+    assert probe["include_path"] == str(target / "lc_tasks" / "task_configs")
+    source = sorted(p.name for p in (ROOT / "task_configs").rglob("*.yaml"))
+    assert probe["yaml"] == source
+    assert "lc_passkey_1k.yaml" in probe["yaml"]
+
+
+def test_generators_find_their_templates_and_word_lists(installed):
+    assert installed[1]["doc_ok"]
+
+
+def test_native_kernel_source_ships(installed):
+    assert installed[1]["c_sources"] == ["selective_scan.c"]
