@@ -53,10 +53,16 @@ _tried = False
 
 
 def _cpu_id() -> str:
+    """The CPU's model name and feature flags: -march=native code is only valid on them."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        found = {}
+        for line in lines:
+            key = line.split(":", 1)[0].strip()
+            if key in ("model name", "flags") and key not in found:
+                found[key] = line
+        if found:
+            return "\n".join(found.values())
     except OSError:
         pass
     return platform.processor() or platform.machine()
