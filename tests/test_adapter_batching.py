@@ -28,13 +28,6 @@ DOCUMENTS = [TEXT[:23], TEXT, TEXT[:64], ""]
 GENERATIONS = [(c, {"until": ["\n"], "max_gen_toks": 6}) for c in CONTEXTS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make(kind, args_list):
     return [Instance(kind, {}, args, i) for i, args in enumerate(args_list)]

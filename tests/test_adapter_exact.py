@@ -42,14 +42,6 @@ GENERATIONS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and CI cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def instances(kind, args_list):
     return [Instance(kind, {}, args, i) for i, args in enumerate(args_list)]

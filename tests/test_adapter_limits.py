@@ -20,13 +20,6 @@ from lc_models.prefill import feed
 LONG = "The grass is green. The sky is blue. The sun is yellow. " * 3  # 168 chars / tokens
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def capped(tiny_model):

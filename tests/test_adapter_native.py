@@ -30,13 +30,6 @@ NATIVE = {
 TEXT = "There is an important info hidden inside a lot of irrelevant text. The pass key is 98765."
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def write_native(path, kind, **extra):
     """A random tiny checkpoint in mamba_ssm's format; returns (config, state dict)."""
@@ -206,8 +199,9 @@ def test_hybrids_transformers_cannot_express_are_refused(kind, extra, missing, t
         LongContextLM(pretrained=str(tmp_path), tokenizer="unused", device="cpu")
 
 
-def test_native_checkpoints_default_to_the_gpt_neox_tokenizer(tmp_path, tokenizer_dir, monkeypatch):
-    write_native(tmp_path, "mamba1")
+@pytest.fixture
+def tokenizers_asked(tokenizer_dir, monkeypatch):
+    """Names passed to AutoTokenizer.from_pretrained; each gets a local char tokenizer."""
     asked = []
     load = transformers.AutoTokenizer.from_pretrained
 
@@ -216,27 +210,22 @@ def test_native_checkpoints_default_to_the_gpt_neox_tokenizer(tmp_path, tokenize
         return load(str(tokenizer_dir("char")), *args, **kwargs)
 
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
+    return asked
+
+
+def test_native_checkpoints_default_to_the_gpt_neox_tokenizer(tmp_path, tokenizers_asked):
+    write_native(tmp_path, "mamba1")
     LongContextLM(pretrained=str(tmp_path), device="cpu")
-    assert asked == ["EleutherAI/gpt-neox-20b"]
+    assert tokenizers_asked == ["EleutherAI/gpt-neox-20b"]
 
 
-def test_tasks_size_native_checkpoints_with_the_gpt_neox_tokenizer(
-    tmp_path, tokenizer_dir, monkeypatch
-):
+def test_tasks_size_native_checkpoints_with_the_gpt_neox_tokenizer(tmp_path, tokenizers_asked):
     """The tasks and lc_hf must agree on the tokenizer, or prompts are sized wrong."""
     from lc_tasks import tokenizer as task_tokenizer
 
     write_native(tmp_path, "mamba2")
-    asked = []
-    load = transformers.AutoTokenizer.from_pretrained
-
-    def fake(name, *args, **kwargs):
-        asked.append(name)
-        return load(str(tokenizer_dir("char")), *args, **kwargs)
-
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", fake)
     task_tokenizer.load_tokenizer.cache_clear()
     task_tokenizer.resolve_tokenizer({"pretrained": str(tmp_path)})
     task_tokenizer.resolve_tokenizer({"pretrained": str(tmp_path), "tokenizer": "my/tok"})
     task_tokenizer.load_tokenizer.cache_clear()
-    assert asked == ["EleutherAI/gpt-neox-20b", "my/tok"]
+    assert tokenizers_asked == ["EleutherAI/gpt-neox-20b", "my/tok"]
