@@ -7,10 +7,11 @@ head channel p and state index n (shapes as in mamba_ssm's ``mamba_chunk_scan_co
     S[b,h,p,n] = exp(dt[b,t,h] * A[h]) * S[b,h,p,n] + dt[b,t,h] * x[b,t,h,p] * B[b,t,g,n]
     y[b,t,h,p] = sum_n C[b,t,g,n] * S[b,h,p,n] + D[h] * x[b,t,h,p],   then  y *= silu(z)
 
-``ssd_ref`` is that loop over tokens, the oracle. ``ssd`` computes the same with one Python
-iteration per chunk of ``chunk_size`` tokens and only matrix products inside it: within a chunk
-the output is a masked, decayed "attention" C B^T; the state enters and leaves through the chunk's
-cumulative decay. Memory is O(batch * nheads * chunk_size^2 + the state), independent of L.
+``ssd_ref`` is that loop over tokens, the oracle. ``ssd`` computes the same with matrix
+products over chunks of ``chunk_size`` tokens: within a chunk the output is a masked, decayed
+"attention" C B^T; the state enters and leaves through the chunk's cumulative decay. Blocks of
+``CHUNKS_PER_BLOCK`` chunks are computed at once (one Python iteration per block, so the op
+count does not grow with L / chunk_size); memory is bounded by a block, independent of L.
 
 Why not transformers' torch path (``modeling_mamba2.mamba2_chunk_scan``): it materialises every
 chunk at once, (batch, chunks, chunk, chunk, heads) several times over, so its memory grows
@@ -39,6 +40,8 @@ from lc_models.ops.selective_scan import LOG_FLUSH
 # Tokens per chunk when the caller gives none. The intra-chunk work grows with the chunk and the
 # state hand-over shrinks with it; 64 balances them on a CPU, GPUs prefer mamba_ssm's 256.
 DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 256}
+# Chunks computed together as one batch of matrix products; bounds memory to a block.
+CHUNKS_PER_BLOCK = 16
 
 try:  # optional CUDA kernels; they take an initial state themselves
     from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _mamba_ssm_ssd
@@ -103,47 +106,63 @@ def ssd(
     S = _initial_state(initial_state, batch, nheads, headdim, d_state, x.device)
     A = A.float()
     ys = []
-    for s in range(0, L, T):
-        y_chunk, S = _chunk(x[:, s : s + T], dt[:, s : s + T], A, B[:, s : s + T],
-                            C[:, s : s + T], S)
-        ys.append(y_chunk)
+    span = T * CHUNKS_PER_BLOCK  # tokens per batched block: a few dozen ops each, not per chunk
+    for s in range(0, L, span):
+        y_block, S = _block(x[:, s : s + span], dt[:, s : s + span], A, B[:, s : s + span],
+                            C[:, s : s + span], S, T)
+        ys.append(y_block)
     y = torch.cat(ys, 1) if ys else x.new_zeros(x.shape, dtype=torch.float32)
     y = _finish(y, x, D, z)
     return (y, S) if return_final_state else y
 
 
-def _chunk(x, dt, A, B, C, S):
-    """One chunk of T tokens: returns y (batch, T, nheads, headdim) without D/z, and the state.
+def _block(x, dt, A, B, C, S, T):
+    """A block of up to CHUNKS_PER_BLOCK chunks of T tokens, all chunks at once.
 
-    x: (batch, T, nheads, headdim); dt: (batch, T, nheads) float32; B, C: (batch, T, ngroups,
-    d_state); S: (batch, nheads, headdim, d_state) float32, the state before the chunk.
+    x: (batch, L, nheads, headdim); dt: (batch, L, nheads) float32; B, C: (batch, L, ngroups,
+    d_state); S: (batch, nheads, headdim, d_state) float32, the state before the block.
+    Returns y (batch, L, nheads, headdim) without D/z, and the state after the block.
+    The tail is padded with dt = 0 and x = 0: decay 1 and no input, so the state is exact.
     """
-    batch, T, nheads, headdim = x.shape
+    batch, L, nheads, headdim = x.shape
     ngroups = B.shape[2]
     per = nheads // ngroups
-    dth = dt.transpose(1, 2)  # (batch, nheads, T)
-    xdt = x.float().permute(0, 2, 1, 3) * dth[..., None]  # (batch, nheads, T, headdim)
-    Bg = B.float().permute(0, 2, 1, 3)  # (batch, ngroups, T, d_state)
-    Cg = C.float().permute(0, 2, 1, 3)  # (batch, ngroups, T, d_state)
-    log_cum = torch.cumsum(dth.double() * A.double()[:, None], -1)  # (batch, nheads, T), <= 0
-    # decay from token s to token t >= s: exp(log_cum[t] - log_cum[s]); zero above the diagonal
-    pairs = (log_cum[..., :, None] - log_cum[..., None, :]).float()  # (batch, nheads, T, T)
+    pad = -L % T
+    if pad:
+        x, dt, B, C = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x, dt, B, C))
+    K = (L + pad) // T  # chunks in this block
+    dth = dt.view(batch, K, T, nheads).permute(0, 3, 1, 2)  # (b, h, K, T)
+    xdt = x.float().view(batch, K, T, nheads, headdim).permute(0, 3, 1, 2, 4) * dth[..., None]
+    Bg = B.float().view(batch, K, T, ngroups, -1).permute(0, 3, 1, 2, 4)  # (b, g, K, T, n)
+    Cg = C.float().view(batch, K, T, ngroups, -1).permute(0, 3, 1, 2, 4)  # (b, g, K, T, n)
+    log_cum = torch.cumsum(dth.double() * A.double()[:, None, None], -1)  # (b, h, K, T), <= 0
+    # within each chunk, decay from token s to token t >= s: exp(log_cum[t] - log_cum[s])
+    pairs = (log_cum[..., :, None] - log_cum[..., None, :]).float()  # (b, h, K, T, T)
     causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
     decay_ts = pairs.clamp_(LOG_FLUSH, 0.0).exp_().mul_(causal)
-    scores = Cg @ Bg.transpose(-1, -2)  # (batch, ngroups, T, T), once per group
-    mixed = decay_ts.view(batch, ngroups, per, T, T).mul_(scores[:, :, None])
-    y = mixed.view(batch, nheads, T, T) @ xdt  # (batch, nheads, T, headdim)
-    # the incoming state, read by C and decayed to each token
-    Sg = S.view(batch, ngroups, per, headdim, -1)
-    from_state = Cg[:, :, None] @ Sg.transpose(-1, -2)  # (batch, ngroups, per, T, headdim)
-    reach = log_cum.float().clamp_(min=LOG_FLUSH).exp_()  # (batch, nheads, T)
-    y = y + from_state.view(batch, nheads, T, headdim) * reach[..., None]
-    # the outgoing state: the old one decayed over the chunk plus each token's input
-    to_end = (log_cum[..., -1:] - log_cum).float().clamp_(min=LOG_FLUSH).exp_()  # (b, h, T)
-    weighted = (xdt * to_end[..., None]).transpose(-1, -2)  # (batch, nheads, headdim, T)
-    added = weighted.view(batch, ngroups, per, headdim, T) @ Bg[:, :, None]
-    S = S * reach[..., -1, None, None] + added.view(batch, nheads, headdim, -1)
-    return y.permute(0, 2, 1, 3), S
+    scores = Cg @ Bg.transpose(-1, -2)  # (b, g, K, T, T), once per group
+    mixed = decay_ts.view(batch, ngroups, per, K, T, T).mul_(scores[:, :, None])
+    y = mixed.view(batch, nheads, K, T, T) @ xdt  # (b, h, K, T, headdim)
+    # what each chunk adds to the state, from a zero start: (b, h, K, headdim, d_state)
+    to_end = (log_cum[..., -1:] - log_cum).float().clamp_(min=LOG_FLUSH).exp_()  # (b, h, K, T)
+    weighted = (xdt * to_end[..., None]).transpose(-1, -2)  # (b, h, K, headdim, T)
+    added = (weighted.view(batch, ngroups, per, K, headdim, T) @ Bg[:, :, None]).view(
+        batch, nheads, K, headdim, -1)
+    # the state entering chunk k: S decayed over chunks < k, plus what chunk j < k added,
+    # decayed over the chunks between (a (K+1) x (K+1) lower-triangular decay per head)
+    ends = F.pad(log_cum[..., -1].cumsum(-1), (1, 0))  # (b, h, K + 1): log decay to chunk k
+    between = (ends[..., :, None] - ends[..., None, :]).float()  # (b, h, K + 1, K + 1)
+    lower = torch.ones(K + 1, K + 1, dtype=torch.bool, device=x.device).tril()
+    carry = between.clamp_(LOG_FLUSH, 0.0).exp_().mul_(lower)
+    sources = torch.cat([S[:, :, None], added], 2).flatten(3)  # (b, h, K + 1, headdim * n)
+    states = (carry @ sources).view(batch, nheads, K + 1, headdim, -1)  # entering chunk k
+    # each chunk reads the state it starts from, decayed to each of its tokens
+    Sg = states[:, :, :K].reshape(batch, ngroups, per, K, headdim, -1)
+    from_state = Cg[:, :, None] @ Sg.transpose(-1, -2)  # (b, g, per, K, T, headdim)
+    reach = log_cum.float().clamp_(min=LOG_FLUSH).exp_()  # (b, h, K, T)
+    y = y + from_state.view(batch, nheads, K, T, headdim) * reach[..., None]
+    y = y.permute(0, 2, 3, 1, 4).reshape(batch, K * T, nheads, headdim)[:, :L]
+    return y, states[:, :, K].contiguous()
 
 
 def discretize(dt, dt_bias=None, dt_softplus=False, dt_limit=(0.0, float("inf"))):
