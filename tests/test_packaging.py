@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = r"""
 import json, pathlib, lc_tasks, lc_models
+from lc_models import zoo
 from lc_models.tiny import build_tokenizer
 from lc_tasks.generators import generate
 from lc_tasks.options import task_spec
@@ -29,6 +30,7 @@ print(json.dumps({
     "include_path": str(root),
     "yaml": sorted(p.name for p in root.rglob("*.yaml")),
     "c_sources": sorted(p.name for p in pathlib.Path(lc_models.__file__).parent.rglob("*.c")),
+    "zoo": {name: sorted(p.name for p in zoo.path(name).iterdir()) for name in zoo.names()},
     "doc_ok": docs[0]["outputs"][0] in docs[0]["input"],
 }))
 """
@@ -73,3 +75,10 @@ def test_generators_find_their_templates_and_word_lists(installed):
 
 def test_native_kernel_source_ships(installed):
     assert installed[1]["c_sources"] == ["selective_scan.c"]
+
+
+def test_bundled_models_ship_whole(installed):
+    zoo = installed[1]["zoo"]
+    assert sorted(zoo) == ["tiny-llama", "tiny-mamba2"]
+    for files in zoo.values():
+        assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(files), files
