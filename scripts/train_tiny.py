@@ -96,17 +96,6 @@ def _mamba2(vocab: int, **ids):
     )
 
 
-def _recurrent_gemma(vocab: int, **ids):
-    from transformers import RecurrentGemmaConfig
-
-    # recurrent, recurrent, local attention (64-token window)
-    return RecurrentGemmaConfig(
-        vocab_size=vocab, hidden_size=64, intermediate_size=192, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=1, lru_width=64, attention_window_size=64,
-        **ids,
-    )
-
-
 @dataclass(frozen=True)
 class Recipe:
     """How one bundled model is built and trained, in two phases.
@@ -133,7 +122,6 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "tiny-llama": Recipe(_llama),
     "tiny-mamba2": Recipe(_mamba2, lr=3e-3),
-    "tiny-recurrentgemma": Recipe(_recurrent_gemma),
 }
 
 
