@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import read_run, run_cli
+
 from lc_models import zoo
 
 BUNDLED = ["tiny-llama", "tiny-mamba2"]
