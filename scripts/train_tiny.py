@@ -131,17 +131,16 @@ def answer_text(doc: dict) -> str:
     return " " + ", ".join(doc["outputs"]) + "."
 
 
-def make_batch(tok, step: int, size: int, longest: int, rng: random.Random,
+def make_batch(tok, family: str, seed: int, size: int, longest: int, rng: random.Random,
                shortest: int | None = None):
-    """``(ids, real, is_answer)``, each (size, T): docs of one family, all of about one
-    total length (prompt + answer) drawn from [shortest, longest]; ``shortest`` defaults
-    to max(160, longest / 2)."""
-    family = FAMILIES_TRAINED[step % len(FAMILIES_TRAINED)]
+    """``(ids, real, is_answer)``, each (size, T): ``size`` docs of ``family`` (generator
+    seed ``seed``), all of about one total length (prompt + answer) drawn from
+    [shortest, longest]; ``shortest`` defaults to max(160, longest / 2)."""
     longest = max(160, longest)
     total = rng.randint(shortest or max(160, longest // 2), longest)
     gen_room = FAMILIES[family].max_gen_toks
     spec = task_spec(family, total - 12 + gen_room, num_samples=size, depths=21)
-    docs = generate(spec, tok, seed=TRAIN_SEED + step)
+    docs = generate(spec, tok, seed=seed)
     rows, marks = [], []
     for doc in docs:
         prompt = tok(doc["input"]).input_ids
@@ -217,7 +216,9 @@ def train(name: str, recipe: Recipe, tok, seed: int):
 
     def step_once(step: int, lr: float, longest: int) -> None:
         nonlocal recent
-        ids, real, is_answer = make_batch(tok, step, recipe.batch, longest, rng)
+        family = FAMILIES_TRAINED[step % len(FAMILIES_TRAINED)]  # alternate families
+        ids, real, is_answer = make_batch(tok, family, TRAIN_SEED + step, recipe.batch,
+                                          longest, rng)
         for group in opt.param_groups:
             group["lr"] = lr
         loss, exact = batch_loss(model, ids, real, is_answer, recipe.lm_weight, digits,
@@ -258,8 +259,9 @@ def evaluate(model, tok, n: int = 32) -> dict[str, float]:
         for k, family in enumerate(FAMILIES_TRAINED):
             hits = []
             for first in range(0, n, 8):
-                ids, real, is_answer = make_batch(tok, 10**9 + 2 * first + k, 8, TRAINING_LENGTH,
-                                                  random.Random(first), TRAINING_LENGTH)
+                ids, real, is_answer = make_batch(tok, family, TRAIN_SEED + 10**9 + 2 * first + k,
+                                                  8, TRAINING_LENGTH, random.Random(first),
+                                                  TRAINING_LENGTH)
                 hits.append(batch_loss(model, ids, real, is_answer, 0.0)[1])
             out[family] = sum(hits) / len(hits)
     model.train()
