@@ -30,6 +30,7 @@ import logging
 import sys
 
 import torch
+import transformers
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import (
     handle_stop_sequences,
@@ -38,7 +39,7 @@ from lm_eval.models.utils import (
 )
 from tqdm import tqdm
 
-from lc_models import native_mamba
+from lc_models import models as own_models
 from lc_models.arch import runner_for
 from lc_models.generate import Sampler, decode
 from lc_models.prefill import feed
@@ -106,32 +107,39 @@ class LongContextLM(HFLM):
         if self._world_size > 1:
             log.info("lc_hf: data-parallel rank %d of %d", self._rank, self._world_size)
 
-    # ------------------------------------------- native mamba_ssm checkpoints
+    # ------------------------- checkpoints transformers cannot load (lc_models.models)
     def _get_config(self, pretrained, *, revision="main", subfolder="", **kwargs) -> None:
-        native = native_mamba.read_native_config(pretrained, revision, subfolder)
-        self._native = native is not None
-        if not self._native:
+        self._own = own_models.find(pretrained, revision, subfolder)
+        if self._own is None:
             return super()._get_config(pretrained, revision=revision, subfolder=subfolder, **kwargs)
-        self._config = native_mamba.to_hf_config(native)
+        self._config = self._own.hf_config
+
+    def _get_backend(self, config, backend="default", trust_remote_code=False) -> None:
+        if getattr(self, "_own", None) is None:
+            return super()._get_backend(config, backend, trust_remote_code)
+        self.backend = "causal"  # our families are decoder-only LMs
+        self.AUTO_MODEL_CLASS = transformers.AutoModelForCausalLM
 
     def _create_tokenizer(self, pretrained, tokenizer, *args, **kwargs) -> None:
-        if getattr(self, "_native", False) and not tokenizer:
-            tokenizer = native_mamba.DEFAULT_TOKENIZER
+        if not tokenizer and getattr(self, "_own", None) is not None:
+            tokenizer = self._own.tokenizer
+        if isinstance(tokenizer, str):  # a tokenizer no `tokenizers` file expresses (RWKV World)
+            tokenizer = own_models.special_tokenizer(local_path(tokenizer)) or tokenizer
+        elif not tokenizer and isinstance(pretrained, str):
+            tokenizer = own_models.special_tokenizer(pretrained)
         return super()._create_tokenizer(pretrained, tokenizer, *args, **kwargs)
 
     def _create_model(self, pretrained, revision="main", dtype="auto", **kwargs) -> None:
-        if not getattr(self, "_native", False):
+        if getattr(self, "_own", None) is None:
             return super()._create_model(pretrained, revision=revision, dtype=dtype, **kwargs)
         from lm_eval.models.utils_hf import get_dtype
 
-        self._model = native_mamba.load_model(
-            pretrained,
-            self._config,
-            revision=revision,
-            subfolder=kwargs.get("subfolder", ""),
-            dtype=get_dtype(dtype),
-            device=self._device,
-        )
+        if kwargs.get("parallelize"):
+            raise ValueError(f"lc_hf: parallelize=True is not supported for "
+                             f"{self._config.model_type} checkpoints; run on one device")
+        self._model = self._own.load(dtype=None if dtype in (None, "auto") else get_dtype(dtype),
+                                     device=self._device)
+        self._own.state = None  # the weights now live in the model
 
     # ------------------------------------------------------------------ lengths
     @property

@@ -34,6 +34,7 @@ import copy
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import fields, replace
 
 import torch
 
@@ -250,4 +251,65 @@ class StateListRunner(Runner):
         state.tensors = list(out.state)
         state.n_tokens += input_ids.shape[1]
         logits = out.logits[:, -1:] if last_only else out.logits
+        return logits, state
+
+
+class LayerStates(State):
+    """A list of per-layer state dataclasses whose tensor fields all have the batch first.
+
+    The state of lc-eval's own model implementations (``lc_models/models/``): each family
+    defines a small dataclass per layer kind (e.g. token shifts and a WKV matrix), and this
+    class selects rows and counts bytes over all of their tensor fields. A field may be
+    ``None`` (nothing stored yet).
+    """
+
+    def __init__(self, layers: list, n_tokens: int, batch_size: int):
+        self.layers = layers
+        self.n_tokens = n_tokens
+        self._batch_size = batch_size
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    def _tensors_of(self, layer):
+        for field in fields(layer):
+            value = getattr(layer, field.name)
+            if isinstance(value, torch.Tensor):
+                yield field.name, value
+
+    def select(self, rows: Sequence[int]) -> LayerStates:
+        rows = list(rows)
+        new = []
+        for layer in self.layers:
+            picked = {}
+            for name, t in self._tensors_of(layer):
+                picked[name] = t.index_select(0, torch.tensor(rows, device=t.device))
+            new.append(replace(layer, **picked))
+        return LayerStates(new, self.n_tokens, len(rows))
+
+    def nbytes(self) -> int:
+        return sum(
+            t.numel() * t.element_size() for layer in self.layers for _, t in self._tensors_of(layer)
+        )
+
+
+class ModelRunner(Runner):
+    """For lc-eval's own model implementations, which carry their state themselves:
+    ``model.new_state(batch_size) -> State`` and ``model.prefill(input_ids, state,
+    last_only) -> logits`` (advancing the state in place)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def new_state(self, batch_size: int) -> State:
+        return self.model.new_state(batch_size)
+
+    @torch.no_grad()
+    def prefill(self, input_ids, state, last_only=False):
+        batch, length = input_ids.shape
+        if batch != state.batch_size:
+            raise ValueError(f"input has {batch} rows but the state has {state.batch_size}")
+        logits = self.model.prefill(input_ids, state, last_only=last_only)
+        state.n_tokens += length
         return logits, state

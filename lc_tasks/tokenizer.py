@@ -3,8 +3,9 @@
 As in lm-eval's RULER tasks: ``tokenizer`` wins, then ``pretrained`` (HF
 models), then ``model`` (API backends). Pass one with
 ``--model_args pretrained=...`` or ``--metadata '{"tokenizer": "..."}'``.
-A native mamba_ssm checkpoint ships no tokenizer; like ``lc_hf``, the tasks
-then use the one those checkpoints were trained with (gpt-neox-20b).
+A native mamba_ssm checkpoint ships no tokenizer, and an RWKV-6 one ships remote code;
+like ``lc_hf``, the tasks then use the one those checkpoints were trained with
+(gpt-neox-20b, the RWKV World tokenizer).
 
 >>> tokenizer_name({"pretrained": "/ckpt", "tokenizer": "/tok"})
 '/tok'
@@ -51,8 +52,11 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     """``AutoTokenizer.from_pretrained`` for a hub id, a local folder or a short name."""
     from transformers import AutoTokenizer
 
+    from lc_models.models import special_tokenizer
+
     try:
-        tok = AutoTokenizer.from_pretrained(local_path(name), trust_remote_code=trust_remote_code)
+        tok = special_tokenizer(local_path(name)) or AutoTokenizer.from_pretrained(
+            local_path(name), trust_remote_code=trust_remote_code)
     except Exception as err:
         raise ValueError(f"cannot load tokenizer {name!r} to size the lc-eval tasks: {err}") \
             from err
@@ -62,10 +66,11 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 
 
 def _native_default(pretrained: str) -> str:
-    """gpt-neox-20b for a native mamba_ssm checkpoint (no tokenizer inside), else unchanged."""
-    from lc_models.native_mamba import DEFAULT_TOKENIZER, read_native_config
+    """The tokenizer of a checkpoint lc_hf loads itself (a native mamba_ssm checkpoint:
+    gpt-neox-20b; RWKV-6: the World tokenizer), else ``pretrained`` unchanged."""
+    from lc_models.models import tokenizer_for
 
-    return DEFAULT_TOKENIZER if read_native_config(local_path(pretrained)) else pretrained
+    return tokenizer_for(local_path(pretrained)) or pretrained
 
 
 def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):

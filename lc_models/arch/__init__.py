@@ -1,7 +1,9 @@
 """Architecture fixes, each behind the shared ``Runner``/``State`` interface.
 
-``runner_for(model)`` picks how to drive a loaded transformers causal LM:
+``runner_for(model)`` picks how to drive a loaded causal LM:
 
+* lc-eval's own implementations (``lc_models.models``, e.g. RWKV-6, mamba_ssm hybrids) take
+  and return their state themselves (``ModelRunner``);
 * model types listed in ``FIXES`` get the runner of their fix module (one
   small module per quirk of transformers 5.24, or per faster path, each with
   a docstring naming why);
@@ -20,7 +22,7 @@ import importlib
 
 import torch
 
-from lc_models.state import CacheRunner, Runner, StateListRunner, forward_params
+from lc_models.state import CacheRunner, ModelRunner, Runner, StateListRunner, forward_params
 
 # model_type -> module with ``make_runner(model) -> Runner``
 FIXES: dict[str, str] = {
@@ -40,6 +42,10 @@ GENERIC_EXACT: frozenset[str] = frozenset(
 
 def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
     """The runner for ``model``; unknown model types are checked first (see module doc)."""
+    from lc_models.models.stateful import StatefulLM
+
+    if isinstance(model, StatefulLM):  # our own implementations carry their state themselves
+        return ModelRunner(model)
     model_type = getattr(model.config, "model_type", None)
     if model_type in FIXES:
         return importlib.import_module(FIXES[model_type]).make_runner(model)

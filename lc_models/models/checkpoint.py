@@ -1,0 +1,126 @@
+"""Reading checkpoints of the model families lc-eval implements itself: files, weights, keys.
+
+Shared by the family loaders (``mamba_ssm``, ``rwkv6``): find a file in a local folder or a hub
+repository, read a state dict (``pytorch_model.bin``, ``model.safetensors``, sharded ones with
+their index, or a ``.pth``), and assign it to a module strictly, so that a missing key, an
+unexpected key or a wrong shape is one clear error that names it.
+
+>>> import torch
+>>> model = torch.nn.Linear(2, 3, bias=False)
+>>> assign(model, {"weight": torch.ones(3, 2), "bias": torch.ones(3)}, "ckpt")
+Traceback (most recent call last):
+...
+ValueError: ckpt: unexpected key 'bias' (keys this model does not have: bias)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+# Weight files, in the order they are looked for; ``*.index.json`` lists the shards.
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def fetch(pretrained: str, filename: str, revision: str | None = None,
+          subfolder: str = "") -> str | None:
+    """Local path of ``filename`` in a checkpoint folder or hub repository, or None."""
+    if Path(pretrained).is_dir():
+        local = Path(pretrained, subfolder or "", filename)
+        return str(local) if local.is_file() else None
+    if Path(pretrained).exists():  # a file is not a repository
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(pretrained, filename, revision=revision, subfolder=subfolder or None)
+    except Exception:  # noqa: BLE001  not a repo id, no such file, offline: not found
+        return None
+
+
+def read_json(pretrained: str, filename: str, revision: str | None = None,
+              subfolder: str = "") -> dict | None:
+    """A JSON file of the checkpoint as a dict, or None when it has none."""
+    path = fetch(pretrained, filename, revision, subfolder)
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable JSON file: {err}") from err
+    return data if isinstance(data, dict) else None
+
+
+def read_weights(path: str) -> dict[str, torch.Tensor]:
+    """The tensors of one weights file (``.safetensors``, or a torch ``.bin``/``.pth``)."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  truncated, corrupt, not a checkpoint
+        raise ValueError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state dict of tensors")
+    return state
+
+
+def load_weights(pretrained: str, revision: str | None = None,
+                 subfolder: str = "") -> dict[str, torch.Tensor]:
+    """The full state dict of a checkpoint folder or hub repository (shards merged)."""
+    for name in WEIGHT_FILES:
+        path = fetch(pretrained, name, revision, subfolder)
+        if path is None:
+            continue
+        if not name.endswith(".index.json"):
+            return read_weights(path)
+        shards = sorted(set(json.loads(Path(path).read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            shard_path = fetch(pretrained, shard, revision, subfolder)
+            if shard_path is None:
+                raise ValueError(f"{pretrained}: shard {shard} listed in {name} is missing")
+            state.update(read_weights(shard_path))
+        return state
+    raise ValueError(f"{pretrained} holds no weights: expected one of {', '.join(WEIGHT_FILES)}")
+
+
+def assign(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Put ``state`` into ``model``'s parameters: every key present, none unknown.
+
+    A tensor may differ in shape only by dimensions of size 1 (checkpoints store some vectors
+    as (1, 1, C)); it is reshaped. The model may live on the meta device: its parameters are
+    replaced by the checkpoint's tensors, in their dtype (cast the model afterwards).
+    """
+    own = dict(model.named_parameters())
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise ValueError(f"{source}: unexpected key {unexpected[0]!r} (keys this model does not "
+                         f"have: {', '.join(unexpected[:5])})")
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"{source}: missing key {missing[0]!r} (absent: {', '.join(missing[:5])})")
+    fixed = {}
+    for name, param in own.items():
+        value = state[name]
+        if tuple(value.shape) != tuple(param.shape):
+            if [d for d in value.shape if d != 1] != [d for d in param.shape if d != 1]:
+                raise ValueError(f"{source}: {name} has shape {tuple(value.shape)}, expected "
+                                 f"{tuple(param.shape)}")
+            value = value.reshape(param.shape)
+        fixed[name] = value
+    # tied parameters (e.g. a head tied to the embedding) are listed once above; fill the aliases
+    canonical = {id(p): n for n, p in own.items()}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        fixed.setdefault(name, fixed[canonical[id(param)]])
+    model.load_state_dict(fixed, strict=True, assign=True)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
