@@ -42,6 +42,39 @@ def tiny_model(tmp_path_factory):
     return make
 
 
+# Checkpoint kinds in native formats that lc_hf reads itself (lc_models.models).
+NATIVE_KINDS = ("mamba2attn", "transformerpp", "every_field", "rwkv6_pth", "rwkv6_hf")
+
+
+@pytest.fixture(scope="session")
+def native_model(tmp_path_factory, tokenizer_dir):
+    """``native_model(kind) -> (pretrained, tokenizer)`` of a tiny native checkpoint.
+
+    mamba_ssm kinds (``lc_models.tiny_native.MAMBA_SSM_CONFIGS``) get the char tokenizer's
+    vocabulary (they ship none, so ``tokenizer`` is its folder); RWKV-6 kinds (``rwkv6_pth``,
+    ``rwkv6_hf``, the same weights) use the RWKV World tokenizer (``tokenizer`` is None).
+    """
+    from lc_models.tiny import build_tokenizer
+    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6
+
+    cache: dict[str, tuple[Path, str | None]] = {}
+
+    def make(kind: str):
+        if kind not in cache:
+            folder = tmp_path_factory.mktemp(f"native-{kind}")
+            if kind.startswith("rwkv6_"):
+                fmt = kind.split("_")[1]
+                path = save_rwkv6(folder / "model.pth" if fmt == "pth" else folder, fmt)
+                cache[kind] = (path, None)
+            else:
+                vocab = len(build_tokenizer("char"))
+                save_mamba_ssm(folder, MAMBA_SSM_CONFIGS[kind], vocab_size=vocab)
+                cache[kind] = (folder, str(tokenizer_dir("char")))
+        return cache[kind]
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     """``tokenizer_dir(kind) -> Path`` of a saved offline tokenizer (char, bpe, word)."""

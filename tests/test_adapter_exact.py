@@ -2,7 +2,9 @@
 
 For each tiny random architecture and chunk sizes {1, 7, 16, 64} (contexts of ~270
 tokens, so 4 to 270 chunk boundaries, and decoding continues after them):
-* loglikelihoods equal lm-eval's stock ``hf`` model (one full forward per request);
+* loglikelihoods equal lm-eval's stock ``hf`` model (one full forward per request); for the
+  native checkpoints that only lc_hf loads (mamba_ssm hybrids, RWKV-6), lm-eval's ``hf``
+  scoring runs on the same model object's single full forward;
 * loglikelihood_rolling equals one full forward pass over the whole document;
 * greedy generations equal greedy decoding by full recomputation (no cache at all).
 """
@@ -15,10 +17,12 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import postprocess_generated_text
 
+from conftest import NATIVE_KINDS
+from lc_models import models
 from lc_models.adapter import LongContextLM
 from lc_models.tiny import TINY_CONFIGS
 
-ARCHS = sorted(TINY_CONFIGS)
+ARCHS = [*sorted(TINY_CONFIGS), *NATIVE_KINDS]
 CHUNK_SIZES = [1, 7, 16, 64]
 TOLERANCE = 1e-4  # fp32
 
@@ -73,19 +77,33 @@ def greedy_by_recomputation(hf: HFLM, prompt: str, gen_kwargs: dict) -> str:
     return postprocess_generated_text(hf.tok_decode(generated), until, None)
 
 
+def stock_hf(arch, tiny_model, native_model):
+    """(pretrained, tokenizer, lm-eval's HFLM over the same model's full forward)."""
+    if arch not in NATIVE_KINDS:
+        # untied embeddings: with tied ones several tiny models just repeat their input
+        # token, and generation would not depend on the carried state at all
+        path = tiny_model(arch, tie_word_embeddings=False)
+        return path, None, HFLM(pretrained=str(path), device="cpu", max_length=4096)
+    path, tokenizer = native_model(arch)
+    model = models.find(path).load(dtype=torch.float32)
+    tok = models.special_tokenizer(tokenizer or models.tokenizer_for(path))
+    if tok is None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    return path, tokenizer, HFLM(pretrained=model, tokenizer=tok, max_length=4096)
+
+
 @pytest.fixture(scope="module")
-def reference(tiny_model):
-    """reference(arch) -> (checkpoint path, hf loglikelihoods, full-pass rolling, greedy)."""
+def reference(tiny_model, native_model):
+    """reference(arch) -> (checkpoint, tokenizer, hf loglikelihoods, full-pass rolling, greedy)."""
     cache = {}
 
     def get(arch):
         if arch not in cache:
-            # untied embeddings: with tied ones several tiny models just repeat their input
-            # token, and generation would not depend on the carried state at all
-            path = tiny_model(arch, tie_word_embeddings=False)
-            hf = HFLM(pretrained=str(path), device="cpu", max_length=4096)
+            path, tokenizer, hf = stock_hf(arch, tiny_model, native_model)
             cache[arch] = (
-                path,
+                (path, tokenizer),
                 hf.loglikelihood(instances("loglikelihood", LOGLIKELIHOOD), disable_tqdm=True),
                 [full_rolling(hf, doc) for doc in DOCUMENTS],
                 [greedy_by_recomputation(hf, p, kw) for p, kw in GENERATIONS],
@@ -100,11 +118,13 @@ def lc_model():
     """lc_model(path, chunk_size, batch_size) -> LongContextLM, cached per module."""
     cache = {}
 
-    def get(path, chunk_size, batch_size=2):
+    def get(checkpoint, chunk_size, batch_size=2):
+        path, tokenizer = checkpoint
         key = (str(path), chunk_size, batch_size)
         if key not in cache:
             cache[key] = LongContextLM(
-                pretrained=str(path), chunk_size=chunk_size, batch_size=batch_size, device="cpu"
+                pretrained=str(path), tokenizer=tokenizer, chunk_size=chunk_size,
+                batch_size=batch_size, device="cpu", dtype="float32",
             )
         return cache[key]
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
 import json, pathlib, lc_tasks, lc_models
 from lc_models import zoo
+from lc_models.models import FAMILIES
 from lc_models.tiny import build_tokenizer
 from lc_tasks.generators import generate
 from lc_tasks.options import task_spec
@@ -32,6 +33,7 @@ print(json.dumps({
     "c_sources": sorted(p.name for p in pathlib.Path(lc_models.__file__).parent.rglob("*.c")),
     "zoo": {name: sorted(p.name for p in zoo.path(name).iterdir()) for name in zoo.names()},
     "doc_ok": docs[0]["outputs"][0] in docs[0]["input"],
+    "families": [__import__(name, fromlist=["x"]).__file__ for name in FAMILIES],
 }))
 """
 
@@ -71,6 +73,12 @@ def test_task_configs_ship_inside_the_wheel(installed):
 
 def test_generators_find_their_templates_and_word_lists(installed):
     assert installed[1]["doc_ok"]
+
+
+def test_own_model_families_ship(installed):
+    target, probe = installed
+    assert len(probe["families"]) == 2
+    assert all(path.startswith(str(target)) for path in probe["families"]), probe["families"]
 
 
 def test_native_kernel_source_ships(installed):
