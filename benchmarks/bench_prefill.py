@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from configs import CONFIGS
+from configs import CONFIGS, NATIVE, baseline, description
 
 MEASURE = HERE / "measure.py"
 DEFAULT_LENGTHS = [2048, 4096, 8192, 16384, 32768, 65536]
@@ -153,11 +153,14 @@ def _rss(p: dict) -> str:
 
 
 def _variant_notes(ll: dict) -> list[str]:
-    """For each ``NAME:ARGS`` column, how far its log-likelihoods are from plain NAME's."""
+    """How far each model's log-likelihoods are from those of the model it is compared with:
+    a ``NAME:ARGS`` column from plain NAME's, any other column from the baseline's (the first)."""
     notes = []
+    models = list(ll)
     for model, points in ll.items():
-        base = model.partition(":")[0]
-        if model == base or base not in ll:
+        name = model.partition(":")[0]
+        base = name if model != name and name in ll else models[0]
+        if model == base:
             continue
         diffs = []
         for p in points:
@@ -186,7 +189,7 @@ def markdown(results: dict) -> str:
         sizes = next(((p["params"], p["params_nonembedding"]) for pts in ll.values()
                       for p in pts if "params" in p), None)
         roof = gemm * 1e9 / (2 * sizes[1]) if sizes else None
-        head = f"### {CONFIGS[name][0]}"
+        head = f"### {description(name)}"
         if sizes:
             head += (f": {sizes[0] / 1e6:.1f}M params ({sizes[1] / 1e6:.1f}M outside embedding "
                      f"and head), GEMM roofline {roof:.0f} tok/s")
@@ -195,8 +198,9 @@ def markdown(results: dict) -> str:
         cols = ["input tokens"]
         for model in models:
             cols += [f"{model} tok/s", f"{model} peak RSS (GB)"]
-        if {"hf", "lc_hf"} <= set(models):
-            cols += ["speedup"]
+        base = models[0]  # the baseline comes first
+        if "lc_hf" in models and base != "lc_hf":
+            cols += [f"speedup over {base}"]
         target = "lc_hf" if "lc_hf" in models else models[-1]
         if roof:
             cols += [f"{target} share of roofline"]
@@ -208,8 +212,8 @@ def markdown(results: dict) -> str:
             row = [str(length)]
             for model in models:
                 row += [_cell(at[model], _rate), _cell(at[model], _rss)]
-            if "speedup" in cols:
-                a, b = at.get("hf"), at.get("lc_hf")
+            if f"speedup over {base}" in cols:
+                a, b = at.get(base), at.get("lc_hf")
                 ok = a and b and "tokens_per_s" in a and "tokens_per_s" in b
                 row.append(f"{b['tokens_per_s'] / a['tokens_per_s']:.1f}x" if ok else "-")
             if roof:
@@ -244,12 +248,13 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", default=",".join(CONFIGS),
-                   help="comma list of " + ",".join(CONFIGS))
+    names = [*CONFIGS, *NATIVE]
+    p.add_argument("--configs", default=",".join(names), help="comma list of " + ",".join(names))
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
-    p.add_argument("--models", default="hf,lc_hf",
+    p.add_argument("--models", default=None,
                    help="lm-eval model names, baseline first; NAME:ARGS adds model_args, e.g. "
-                        "lc_hf:dtype=bfloat16")
+                        "lc_hf:dtype=bfloat16 (default: each config's baseline, then lc_hf: hf "
+                        "for transformers configs, rwkv_pkg for rwkv6, none for mamba_ssm)")
     p.add_argument("--passkey-tokens", type=int, default=16384)
     p.add_argument("--no-passkey", action="store_true")
     p.add_argument("--repeat", type=int, default=1, help="runs per point; the best is kept")
@@ -263,24 +268,25 @@ def main(argv=None) -> None:
     if opts.mem_limit_gb is None:
         opts.mem_limit_gb = 0.8 * info.get("mem_available_gb", 8.0)
     lengths = sorted(int(x) for x in opts.lengths.split(","))
-    models = opts.models.split(",")
     results = {"machine": info, "load_start": loadavg(), "lengths": lengths,
                "passkey_tokens": opts.passkey_tokens, "configs": {},
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
     print(f"GEMM rate (load {loadavg()}) ...", file=sys.stderr, flush=True)
     results["gemm"] = child(["gemm"], timeout=300)
     for name in opts.configs.split(","):
-        if name not in CONFIGS:
-            raise SystemExit(f"unknown config {name!r}; choose from {', '.join(CONFIGS)}")
+        if name not in names:
+            raise SystemExit(f"unknown config {name!r}; choose from {', '.join(names)}")
+        models = (opts.models.split(",") if opts.models
+                  else [m for m in (baseline(name), "lc_hf") if m])
         path = opts.out / "ckpt" / name
         built = child(["build", name, str(path)], timeout=900)
         if "error" in built:
             raise SystemExit(f"building the {name} checkpoint failed: {built['error']}")
-        print(f"{name}: {CONFIGS[name][0]}", file=sys.stderr, flush=True)
+        print(f"{name}: {description(name)}", file=sys.stderr, flush=True)
         res = {"loglikelihood": {}, "generate": {}}
         for model in models:
             res["loglikelihood"][model] = sweep("loglikelihood", model, path, lengths, opts)
-            if not opts.no_passkey:
+            if not opts.no_passkey and model != "rwkv_pkg":
                 res["generate"][model] = passkey(model, path, res["loglikelihood"][model], opts)
         results["configs"][name] = res
     results["load_end"] = loadavg()

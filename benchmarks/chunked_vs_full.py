@@ -8,6 +8,10 @@ architecture in ``lc_models.tiny.TINY_CONFIGS``:
   RWKV with its ``state`` list);
 * ``lc_hf``: the runner lc_hf uses (``lc_models.arch.runner_for``).
 
+The native checkpoints only lc_hf loads (``lc_models.tiny_native``: mamba_ssm Mamba2-Attn,
+Transformer++ and an every-field hybrid; RWKV-6) have no transformers class, so only the
+``lc_hf`` column is measured for them, against the same model's single full forward.
+
 Usage: ``python benchmarks/chunked_vs_full.py [--tokens 256] [--out benchmarks/out/...]``.
 """
 
@@ -73,6 +77,31 @@ def measure(arch: str, tokens: int) -> dict:
     return row
 
 
+NATIVE = ("mamba2attn", "transformerpp", "every_field", "rwkv6")
+
+
+@torch.no_grad()
+def measure_native(kind: str, tokens: int) -> dict:
+    from lc_models import models
+    from lc_models.arch import runner_for
+    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6
+
+    with tempfile.TemporaryDirectory() as folder:
+        if kind == "rwkv6":
+            path = save_rwkv6(Path(folder) / "model.pth", vocab_size=512)
+        else:
+            save_mamba_ssm(folder, MAMBA_SSM_CONFIGS[kind], vocab_size=512)
+            path = folder
+        model = models.find(path).load(dtype=torch.float32)
+    ids = torch.randint(4, 512, (1, tokens), generator=torch.Generator().manual_seed(0))
+    full = model(ids).logits
+    runner = runner_for(model)
+    row = {"arch": kind}
+    for chunk in CHUNK_SIZES:
+        row[f"lc_hf_{chunk}"] = (runner_chunked(runner, ids, chunk) - full).abs().max().item()
+    return row
+
+
 def main() -> None:
     from lc_models.tiny import TINY_CONFIGS
 
@@ -82,14 +111,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows = [measure(arch, args.tokens) for arch in TINY_CONFIGS]
+    rows += [measure_native(kind, args.tokens) for kind in NATIVE]
     print(
         "| architecture | transformers, chunks of 16 | transformers, max over {1,7,16,64} "
         "| lc_hf, max over {1,7,16,64} |"
     )
     print("| --- | --- | --- | --- |")
     for row in rows:
-        before = max(row[f"transformers_{c}"] for c in CHUNK_SIZES)
         after = max(row[f"lc_hf_{c}"] for c in CHUNK_SIZES)
+        if "transformers_16" not in row:  # no transformers class
+            print(f"| {row['arch']} | - | - | {after:.1e} |")
+            continue
+        before = max(row[f"transformers_{c}"] for c in CHUNK_SIZES)
         print(f"| {row['arch']} | {row['transformers_16']:.1e} | {before:.1e} | {after:.1e} |")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"tokens": args.tokens, "rows": rows}, indent=1))

@@ -1,8 +1,9 @@
 """Benchmark model configs (real sizes, random weights) and the texts fed to them.
 
-Checkpoints are built locally with ``from_config`` and saved with a character tokenizer
-(one token per character, so a text of N characters is exactly N tokens). Nothing touches
-a model hub.
+Checkpoints are built locally, with ``from_config`` (``CONFIGS``) or in a native format that
+only lc_hf reads (``NATIVE``: mamba_ssm hybrids, RWKV-6), and saved with a character tokenizer
+(one token per character, so a text of N characters is exactly N tokens; native checkpoints
+keep it in ``tokenizer/``). Nothing touches a model hub.
 """
 
 from __future__ import annotations
@@ -56,6 +57,68 @@ def _llama():
     )
 
 
+# name -> (description, writer(folder) of the checkpoint, the model it is measured against)
+NATIVE: dict[str, tuple[str, Callable[[Path], Any], str | None]] = {}
+
+
+def native(name: str, description: str, baseline: str | None):
+    def register(writer):
+        NATIVE[name] = (description, writer, baseline)
+        return writer
+
+    return register
+
+
+_MAMBA_SSM = {"d_model": 768, "n_layer": 24, "vocab_size": 50277, "rms_norm": True,
+              "residual_in_fp32": True, "fused_add_norm": True, "pad_vocab_size_multiple": 16,
+              "tie_embeddings": True}
+
+
+@native("mamba2attn", "Mamba2-Attn-130m-like mamba_ssm checkpoint (d_model 768, 24 layers: "
+        "Mamba2 d_state 128, attention at layers 5, 11, 17: 12 heads of 64, conv 4, rotary 32)",
+        baseline=None)
+def _mamba2attn(path: Path):
+    from lc_models.tiny_native import save_mamba_ssm
+
+    save_mamba_ssm(path, {
+        **_MAMBA_SSM, "d_intermediate": 0, "attn_layer_idx": [5, 11, 17],
+        "ssm_cfg": {"layer": "Mamba2", "d_state": 128, "headdim": 64},
+        "attn_cfg": {"causal": True, "d_conv": 4, "head_dim": 64, "num_heads": 12,
+                     "out_proj_bias": False, "qkv_proj_bias": False, "rotary_emb_dim": 32},
+    })
+
+
+@native("transformerpp", "Transformer++-160m-like mamba_ssm checkpoint (d_model 768, 12 "
+        "attention + gated-MLP layers, 12 heads of 64, full rotary, MLP 2048)", baseline=None)
+def _transformerpp(path: Path):
+    from lc_models.tiny_native import save_mamba_ssm
+
+    save_mamba_ssm(path, {
+        **_MAMBA_SSM, "n_layer": 12, "d_intermediate": 2048, "attn_layer_idx": list(range(12)),
+        "ssm_cfg": {}, "attn_cfg": {"causal": True, "head_dim": 64, "num_heads": 12,
+                                    "out_proj_bias": False, "qkv_proj_bias": False,
+                                    "rotary_emb_dim": 64},
+    })
+
+
+@native("rwkv6", "RWKV-6-170m-like native .pth (d_model 768, 12 layers, 12 heads of 64, FFN "
+        "2688, vocab 65536)", baseline="rwkv_pkg")
+def _rwkv6(path: Path):
+    from lc_models.tiny_native import save_rwkv6
+
+    save_rwkv6(path / "model.pth", "pth", n_embd=768, n_layer=12, head_size=64,
+               mix_lora=32, decay_lora=64)
+
+
+def description(name: str) -> str:
+    return (CONFIGS.get(name) or NATIVE[name])[0]
+
+
+def baseline(name: str) -> str | None:
+    """The model ``lc_hf`` is compared with: stock ``hf``, the ``rwkv`` package, or none."""
+    return NATIVE[name][2] if name in NATIVE else "hf"
+
+
 def build_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
     """Save a random-weight ``name`` model and the char tokenizer to ``path`` (cached)."""
     import torch
@@ -64,9 +127,16 @@ def build_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
     from lc_models.tiny import build_tokenizer
 
     path = Path(path)
-    if (path / "config.json").exists():
+    if path.is_dir():
         return path
     tok = build_tokenizer("char")
+    if name in NATIVE:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.manual_seed(seed)
+        NATIVE[name][1](tmp)
+        tok.save_pretrained(tmp / "tokenizer")
+        tmp.rename(path)
+        return path
     cfg = CONFIGS[name][1]()
     cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = (
         tok.pad_token_id, tok.bos_token_id, tok.eos_token_id,

@@ -8,7 +8,9 @@ Run by ``bench_prefill.py``, one process per measurement, so that the peak RSS i
     measure.py loglikelihood MODEL PATH TOKENS   # one request of TOKENS tokens
     measure.py generate MODEL PATH TOKENS        # generate_until on a passkey prompt
 
-MODEL is an lm-eval model name (``hf``, ``lc_hf``); ``--model_args`` adds to its arguments.
+MODEL is an lm-eval model name (``hf``, ``lc_hf``), or ``rwkv_pkg``: BlinkDL's ``rwkv``
+package (``RWKV(..., "cpu fp32")``) on a native RWKV-6 ``.pth``, the same request scored from
+its state (loglikelihood only). ``--model_args`` adds to an lm-eval model's arguments.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def load_lm(model: str, path: str, n_tokens: int, model_args: str):
     import lc_models  # noqa: F401  (registers lc_hf)
 
     args = f"pretrained={path},device=cpu,dtype=float32"
+    if (Path(path) / "tokenizer").is_dir():  # a native checkpoint, saved with the char tokenizer
+        args += f",tokenizer={Path(path) / 'tokenizer'}"
     if model == "hf":  # stock hf would left-truncate at the config's length otherwise
         args += f",max_length={n_tokens + 64}"
     if model_args:
@@ -80,6 +84,45 @@ def n_params(lm) -> tuple[int, int]:
     return total, body
 
 
+class RwkvPackage:
+    """BlinkDL's ``rwkv`` package as a loglikelihood scorer, tokenized like lm-eval does.
+
+    The context is prefilled without logits (its last position's only), then the continuation
+    with ``full_output``: what a user of the package computes for one request.
+    """
+
+    def __init__(self, path: str):
+        from rwkv.model import RWKV
+        from transformers import AutoTokenizer
+
+        (pth,) = Path(path).glob("*.pth")
+        self.model = RWKV(model=str(pth)[: -len(".pth")], strategy="cpu fp32", verbose=False)
+        self.tok = AutoTokenizer.from_pretrained(str(Path(path) / "tokenizer"))
+
+    def loglikelihood(self, instances, disable_tqdm=True):
+        import torch
+
+        out = []
+        for inst in instances:
+            context, continuation = inst.args
+            spaces = len(context) - len(context.rstrip())  # as lm-eval's _encode_pair does
+            if spaces:
+                context, continuation = context[:-spaces], context[-spaces:] + continuation
+            ctx = self.tok(context, add_special_tokens=False)["input_ids"]
+            cont = self.tok(continuation, add_special_tokens=False)["input_ids"]
+            last, state = self.model.forward(ctx, None)  # (vocab,) after the context
+            rest, _ = self.model.forward(cont[:-1], state, full_output=True)  # (n - 1, vocab)
+            logits = torch.cat([last.reshape(1, -1), rest.reshape(len(cont) - 1, -1)])
+            logprobs = logits.float().log_softmax(-1)[torch.arange(len(cont)), torch.tensor(cont)]
+            out.append((float(logprobs.double().sum()), False))
+        return out
+
+    def n_params(self) -> tuple[int, int]:
+        w = self.model.w
+        total = sum(t.numel() for k, t in w.items())
+        return total, total - w["emb.weight"].numel() - w["head.weight"].numel()
+
+
 def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str) -> dict:
     import torch
     from lm_eval.api.instance import Instance
@@ -98,7 +141,12 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
             return fn([inst])
 
     start = time.perf_counter()
-    lm = load_lm(model, path, n_tokens, model_args)
+    if model == "rwkv_pkg":
+        if mode != "loglikelihood":
+            raise SystemExit("rwkv_pkg measures loglikelihood requests only")
+        lm = RwkvPackage(path)
+    else:
+        lm = load_lm(model, path, n_tokens, model_args)
     load_s = time.perf_counter() - start
     call(lm, request(WARMUP_TOKENS))  # one-time costs: thread pools, kernel builds
     rss_before = peak_rss_mb()
@@ -110,7 +158,8 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         "mode": mode, "model": model, "tokens": n_tokens, "seconds": seconds,
         "tokens_per_s": n_tokens / seconds, "peak_rss_mb": peak_rss_mb(),
         "rss_before_request_mb": rss_before, "load_s": load_s,
-        **dict(zip(("params", "params_nonembedding"), n_params(lm))),
+        **dict(zip(("params", "params_nonembedding"),
+                   lm.n_params() if model == "rwkv_pkg" else n_params(lm))),
         "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
         **({"loglikelihood": float(out[0][0])} if mode == "loglikelihood" else {}),
     }
