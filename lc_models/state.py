@@ -177,7 +177,9 @@ class CacheRunner(Runner):
         elif "past_key_values" in params:
             self.cache_arg = "past_key_values"
         else:
-            raise ValueError(
+            from lc_tasks.errors import UsageError
+
+            raise UsageError(
                 f"lc_hf cannot carry the state of {type(model).__name__}: its forward takes "
                 "neither `cache` nor `past_key_values`; add an architecture module in "
                 "lc_models/arch/ for it."
@@ -188,6 +190,10 @@ class CacheRunner(Runner):
 
     def new_state(self, batch_size: int) -> CacheState:
         return CacheState(self._cache_class(config=self.model.config), 0, batch_size)
+
+    def extra_kwargs(self, input_ids, state) -> dict:
+        """More forward kwargs for this chunk (architecture modules override it)."""
+        return {}
 
     @torch.no_grad()
     def prefill(self, input_ids, state, last_only=False):
@@ -201,6 +207,7 @@ class CacheRunner(Runner):
             kwargs["position_ids"] = positions.unsqueeze(0).expand(batch, length)
         if last_only and self.can_keep_last:
             kwargs["logits_to_keep"] = 1
+        kwargs.update(self.extra_kwargs(input_ids, state))
         out = self.model(input_ids=input_ids, **kwargs)
         logits = out.logits if not last_only else out.logits[:, -1:]
         # Models fill the cache object they were given; adopt a returned one if it differs.

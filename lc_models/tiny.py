@@ -82,16 +82,16 @@ def build_tokenizer(kind: str = "char", vocab_size: int = 512):
 def _llama(vocab_size: int, **kw: Any):
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
+    return LlamaConfig(**{
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
         **kw,
-    )
+    })
 
 
 def _mamba(vocab_size: int, **kw: Any):
@@ -238,6 +238,34 @@ def _mistral(vocab_size: int, **kw: Any):
     )
 
 
+def _xlstm(vocab_size: int, **kw: Any):
+    from transformers import xLSTMConfig
+
+    # mLSTM blocks in pure torch (no triton on a CPU); hidden 128 so that the head dims, which
+    # xLSTMConfig rounds up to multiples of 64, match the layers' own; 8-token kernel chunks
+    return xLSTMConfig(vocab_size=vocab_size, hidden_size=128, num_hidden_layers=2, num_blocks=2,
+                       num_heads=2, chunk_size=8, **kw)
+
+
+def _minimax(vocab_size: int, **kw: Any):
+    from transformers import MiniMaxConfig
+
+    # layer 0: lightning (linear) attention in blocks of 8, layer 1: full attention; MoE MLPs
+    return MiniMaxConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        head_dim=8, layer_types=["linear_attention", "full_attention"], block_size=8,
+        num_local_experts=2, num_experts_per_tok=1, **_ATTN, **kw,
+    )
+
+
+def _gpt2(vocab_size: int, **kw: Any):
+    from transformers import GPT2Config
+
+    # learned absolute positions: a table of 512 positions and no more
+    return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512,
+                      **kw)
+
+
 # arch name -> f(vocab_size, **overrides) -> transformers config
 TINY_CONFIGS: dict[str, Callable[..., Any]] = {
     "llama": _llama,
@@ -253,6 +281,9 @@ TINY_CONFIGS: dict[str, Callable[..., Any]] = {
     "zamba2": _zamba2,
     "gpt_neox": _gpt_neox,
     "mistral": _mistral,
+    "xlstm": _xlstm,
+    "minimax": _minimax,
+    "gpt2": _gpt2,
 }
 
 

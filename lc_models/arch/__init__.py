@@ -32,11 +32,13 @@ FIXES: dict[str, str] = {
     "mamba2": "lc_models.arch.mamba2",
     "recurrent_gemma": "lc_models.arch.recurrent_gemma",
     "rwkv": "lc_models.arch.rwkv",
+    "xlstm": "lc_models.arch.xlstm",
+    "minimax": "lc_models.arch.minimax",
 }
 
 # Exact with the generic runner (explicit position ids, the model's own cache).
 GENERIC_EXACT: frozenset[str] = frozenset(
-    {"llama", "gpt_neox", "bamba", "lfm2", "qwen3_next", "zamba2"}
+    {"llama", "gpt_neox", "gpt2", "bamba", "lfm2", "qwen3_next", "zamba2"}
 )
 
 
