@@ -41,17 +41,19 @@ from tqdm import tqdm
 
 from lc_models import models as own_models
 from lc_models.arch import runner_for
-from lc_models.generate import Sampler, decode
+from lc_models.args import check_model_args
+from lc_models.generate import Sampler, check_gen_kwargs, decode
+from lc_models.lengths import built_for, learned_positions
 from lc_models.prefill import feed
-from lc_tasks.tokenizer import local_path
+from lc_tasks.errors import UsageError
+from lc_tasks.tokenizer import UNLIMITED, local_path
 
 # A child of lm-eval's logger, so that lm-eval's CLI shows our messages in its format.
 log = logging.getLogger("lm_eval.models.lc_hf")
 
 DEFAULT_CHUNK_SIZE = 1024
 NO_LIMIT = sys.maxsize  # what ``max_length`` reports when the user set none
-# config fields that name the context length a model was built or trained for
-_POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_seq_len", "context_length")
+LM_EVAL_DEFAULT_DEVICE = "cuda:0"  # what lm-eval's CLI passes when --device is not given
 
 
 class LongContextLM(HFLM):
@@ -74,24 +76,26 @@ class LongContextLM(HFLM):
         verify: bool = True,
         **kwargs,
     ) -> None:
-        if str(batch_size).startswith("auto"):
-            raise ValueError(
-                "lc_hf takes an integer batch_size (rows prefilled together), not 'auto'"
-            )
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be a positive number of tokens, got {chunk_size}")
+        if device in (None, LM_EVAL_DEFAULT_DEVICE) and not torch.cuda.is_available():
+            device = "cpu"  # no device asked for (lm-eval passes its default): as hf does
+        args = check_model_args({"chunk_size": chunk_size, "max_length": max_length,
+                                 "device": device, "batch_size": batch_size, "verify": verify,
+                                 **kwargs})
         if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda"
         if isinstance(pretrained, str):
             pretrained = local_path(pretrained)  # a bundled model's short name -> its folder
-        super().__init__(pretrained=pretrained, device=device, batch_size=int(batch_size), **kwargs)
+        super().__init__(pretrained=pretrained, device=device, batch_size=args["batch_size"],
+                         **kwargs)
         if self.backend != "causal":
-            raise ValueError("lc_hf runs decoder-only (causal) models only")
-        self.chunk_size = int(chunk_size)
-        self._limit = int(max_length) if max_length else None
+            raise UsageError("lc_hf runs decoder-only (causal) models only; use --model hf for "
+                             f"{self.config.model_type}")
+        self.chunk_size = args["chunk_size"]
+        self._limit = args["max_length"]
+        self._positions = learned_positions(self.model)  # (positions, where) or None
         self._positions_warned = False
         self._use_accelerate_ranks()
-        self.runner = runner_for(self.model, verify=bool(verify))
+        self.runner = runner_for(self.model, verify=args["verify"])
 
     def _use_accelerate_ranks(self) -> None:
         """Data parallelism under ``accelerate launch`` on any device.
@@ -110,9 +114,15 @@ class LongContextLM(HFLM):
     # ------------------------- checkpoints transformers cannot load (lc_models.models)
     def _get_config(self, pretrained, *, revision="main", subfolder="", **kwargs) -> None:
         self._own = own_models.find(pretrained, revision, subfolder)
-        if self._own is None:
-            return super()._get_config(pretrained, revision=revision, subfolder=subfolder, **kwargs)
-        self._config = self._own.hf_config
+        if self._own is not None:
+            self._config = self._own.hf_config
+            return
+        try:
+            super()._get_config(pretrained, revision=revision, subfolder=subfolder, **kwargs)
+        except (OSError, ValueError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UsageError(f"pretrained={pretrained!r}: cannot read its config ({reason}); "
+                             "pass a local checkpoint folder or a hub id") from err
 
     def _get_backend(self, config, backend="default", trust_remote_code=False) -> None:
         if getattr(self, "_own", None) is None:
@@ -127,15 +137,26 @@ class LongContextLM(HFLM):
             tokenizer = own_models.special_tokenizer(local_path(tokenizer)) or tokenizer
         elif not tokenizer and isinstance(pretrained, str):
             tokenizer = own_models.special_tokenizer(pretrained)
-        return super()._create_tokenizer(pretrained, tokenizer, *args, **kwargs)
+        super()._create_tokenizer(pretrained, tokenizer, *args, **kwargs)
+        # lc_hf takes any length (or refuses one, with its own message): no per-encode warning
+        # from transformers ("Token indices sequence length is longer than ...")
+        self.tokenizer.model_max_length = UNLIMITED
 
     def _create_model(self, pretrained, revision="main", dtype="auto", **kwargs) -> None:
         if getattr(self, "_own", None) is None:
-            return super()._create_model(pretrained, revision=revision, dtype=dtype, **kwargs)
+            try:
+                return super()._create_model(pretrained, revision=revision, dtype=dtype,
+                                             **kwargs)
+            except TypeError as err:  # a model arg nobody takes reached from_pretrained
+                raise UsageError(f"lc_hf: {err}; check the --model_args names") from err
+            except Exception as err:
+                reason = (str(err).strip().splitlines() or [""])[0][:200]
+                raise UsageError(f"pretrained={pretrained!r}: cannot load its weights "
+                                 f"({type(err).__name__}: {reason})") from err
         from lm_eval.models.utils_hf import get_dtype
 
         if kwargs.get("parallelize"):
-            raise ValueError(f"lc_hf: parallelize=True is not supported for "
+            raise UsageError(f"lc_hf: parallelize=True is not supported for "
                              f"{self._config.model_type} checkpoints; run on one device")
         self._model = self._own.load(dtype=None if dtype in (None, "auto") else get_dtype(dtype),
                                      device=self._device)
@@ -144,33 +165,61 @@ class LongContextLM(HFLM):
     # ------------------------------------------------------------------ lengths
     @property
     def max_length(self) -> int:
-        """The user's ``max_length``, or ``NO_LIMIT``."""
-        return self._limit or NO_LIMIT
+        """The user's ``max_length``, else the size of a learned position table, else
+        ``NO_LIMIT``."""
+        if self._limit:
+            return self._limit
+        return self._positions[0] if self._positions else NO_LIMIT
 
-    def _check_length(self, n_tokens: int, what: str) -> None:
-        """Refuse requests over the user's limit; note once when one goes past the
-        model's own context length (extrapolation is measured, not prevented)."""
+    @property
+    def limit_reason(self) -> str:
+        """Why ``max_length`` is what it is, for error messages."""
+        if self._limit:
+            return f"lc_hf was given max_length={self._limit} (it never truncates)"
+        if self._positions:
+            return (f"{self.config.model_type} has learned absolute positions for only "
+                    f"{self._positions[0]} tokens ({self._positions[1]})")
+        return "lc_hf has no length limit"
+
+    def _check_length(self, lengths: list[int], what: str) -> None:
+        """Refuse ``what`` requests of these lengths (tokens the model reads) if the model
+        cannot take the longest; note once when it goes past the length the model was built
+        for (extrapolation is measured, not prevented)."""
+        n_tokens = max(lengths, default=0)
         if self._limit is not None and n_tokens > self._limit:
-            raise ValueError(
+            raise UsageError(
                 f"lc_hf: a {what} request is {n_tokens} tokens long, over max_length="
                 f"{self._limit}; lc_hf never truncates, so raise max_length or leave it unset."
             )
-        if not self._positions_warned:
-            field = next((f for f in _POSITION_FIELDS if getattr(self.config, f, None)), None)
-            if field and n_tokens > getattr(self.config, field):
-                self._positions_warned = True
-                log.warning(
-                    "lc_hf: a %s request is %d tokens long, past the model's %s=%d; "
-                    "running it anyway (logged once per run).",
-                    what,
-                    n_tokens,
-                    field,
-                    getattr(self.config, field),
-                )
+        if n_tokens > self.max_length:  # past a learned position table
+            raise UsageError(f"lc_hf: a {what} request is {n_tokens} tokens long, but "
+                             f"{self.limit_reason}; use tasks of at most {self.max_length} tokens")
+        built = built_for(self.config)
+        if built and not self._positions_warned and n_tokens > built[1]:
+            self._positions_warned = True
+            log.warning(
+                "lc_hf: requests run past the model's %s=%d (the longest is %d tokens); "
+                "that is the extrapolation being measured (logged once per run).",
+                built[0], built[1], n_tokens)
 
     @property
     def _progress(self) -> bool:
         return self.rank == 0
+
+    def _bar(self, kind: str, weights: list[int], disable: bool):
+        """Progress over ``kind`` requests, counted in tokens: the longest run first, so a
+        count of requests would give a first ETA far too long."""
+        return tqdm(total=sum(weights), unit="tok", unit_scale=True,
+                    disable=disable or self.rank != 0,
+                    desc=f"Running {len(weights)} {kind} requests (longest first)")
+
+    def _remember(self, kind: str, args, result) -> None:
+        """Hand a finished request to lm-eval's ``--use_cache`` store, written at once, so
+        that a run killed midway and started again recomputes none of it."""
+        self.cache_hook.add_partial(kind, args, result)
+        store = getattr(self.cache_hook, "dbdict", None)
+        if store is not None:
+            store.commit()
 
     # ------------------------------------------------------------ scoring
     def _score(self, rows, targets, state) -> list[tuple[float, bool]]:
@@ -198,19 +247,18 @@ class LongContextLM(HFLM):
         prefilled once, its continuations are scored from copies of its state."""
         for _, context, continuation in requests:
             if not context or not continuation:
-                raise ValueError("loglikelihood requests need a non-empty context and continuation")
-            self._check_length(len(context) + len(continuation) - 1, "loglikelihood")
+                raise UsageError("loglikelihood requests need a non-empty context and "
+                                 "continuation")
+        self._check_length([len(c) + len(t) - 1 for _, c, t in requests], "loglikelihood")
+        log.info("lc_hf: computing %d loglikelihood requests", len(requests))
         by_context: dict[tuple[int, ...], list[int]] = {}
         for index, (_, context, _) in enumerate(requests):
             by_context.setdefault(tuple(context), []).append(index)
         contexts = sorted(by_context, key=len, reverse=True)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         size = self.batch_size
-        bar = tqdm(
-            total=len(requests),
-            disable=disable_tqdm or self.rank != 0,
-            desc="Running loglikelihood requests",
-        )
+        weights = [len(c) + len(t) for _, c, t in requests]
+        bar = self._bar("loglikelihood", weights, disable_tqdm)
         for first in range(0, len(contexts), size):
             batch = contexts[first : first + size]
             # state after context[:-1]; the last context token starts every continuation row
@@ -232,34 +280,31 @@ class LongContextLM(HFLM):
                     for i, answer in zip(group, scores):
                         results[i] = answer
                         if requests[i][0] is not None:
-                            self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
-                        bar.update(1)
+                            self._remember("loglikelihood", requests[i][0], answer)
+                        bar.update(weights[i])
         bar.close()
         return results
 
     def loglikelihood_rolling(self, requests, disable_tqdm=False) -> list[float]:
         """Log-likelihood of whole documents in one pass each, state carried throughout."""
+        log.info("lc_hf: computing %d loglikelihood_rolling requests", len(requests))
         docs = [self.tok_encode(req.args[0]) for req in requests]
-        for doc in docs:
-            self._check_length(len(doc), "loglikelihood_rolling")
+        self._check_length([len(doc) for doc in docs], "loglikelihood_rolling")
         order = sorted(range(len(docs)), key=lambda i: len(docs[i]), reverse=True)
         order = [i for i in order if docs[i]]  # an empty document scores 0
         totals = [0.0] * len(docs)
-        bar = tqdm(
-            total=len(docs),
-            disable=disable_tqdm or self.rank != 0,
-            desc="Running loglikelihood_rolling requests",
-        )
-        bar.update(len(docs) - len(order))
+        bar = self._bar("loglikelihood_rolling", [len(doc) for doc in docs], disable_tqdm)
         for first in range(0, len(order), self.batch_size):
             batch = order[first : first + self.batch_size]
             rows = [[self.prefix_token_id, *docs[i][:-1]] for i in batch]
             scores = self._score(rows, [docs[i] for i in batch], self.runner.new_state(len(batch)))
             for i, (total, _) in zip(batch, scores):
                 totals[i] = total
-                bar.update(1)
-        for req, total in zip(requests, totals):
-            self.cache_hook.add_partial("loglikelihood_rolling", req.args, total)
+                self._remember("loglikelihood_rolling", requests[i].args, total)
+                bar.update(len(docs[i]))
+        for i in range(len(docs)):
+            if not docs[i]:
+                self._remember("loglikelihood_rolling", requests[i].args, 0.0)
         bar.close()
         return totals
 
@@ -268,7 +313,7 @@ class LongContextLM(HFLM):
         """Token ids of a generation prompt, exactly as ``hf`` encodes it."""
         ids = self.tok_batch_encode([text])[0][0].tolist()
         if not ids:
-            raise ValueError("generate_until needs a non-empty prompt")
+            raise UsageError("generate_until needs a non-empty prompt")
         return ids
 
     def _stop_rule(self, until: list[str]):
@@ -305,29 +350,26 @@ class LongContextLM(HFLM):
     def generate_until(self, requests, disable_tqdm=False) -> list[str]:
         """Chunked prefill of each prompt, then decoding until a stop string, EOS or
         ``max_gen_toks``."""
+        log.info("lc_hf: computing %d generate_until requests", len(requests))
         results: list[str | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for index, req in enumerate(requests):
             key = json.dumps(req.args[1], sort_keys=True, default=str)
             groups.setdefault(key, []).append(index)
         eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
-        bar = tqdm(
-            total=len(requests),
-            disable=disable_tqdm or self.rank != 0,
-            desc="Running generate_until requests",
-        )
+        plans = []  # every group's settings and prompts, checked before any compute
         for indices in groups.values():
-            gen_kwargs = requests[indices[0]].args[1]
-            kwargs = dict(normalize_gen_kwargs(gen_kwargs, self.max_gen_toks))
+            kwargs = check_gen_kwargs(
+                normalize_gen_kwargs(requests[indices[0]].args[1], self.max_gen_toks))
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
-            max_gen_toks = int(kwargs.pop("max_gen_toks"))
-            if "max_length" in kwargs:
-                raise ValueError("lc_hf: use max_gen_toks, not max_length, in generation kwargs")
-            sampler = Sampler.from_gen_kwargs(kwargs)
-            should_stop = self._stop_rule(until)
+            max_gen_toks = kwargs.pop("max_gen_toks")
             prompts = {i: self._encode_prompt(requests[i].args[0]) for i in indices}
-            for i in indices:
-                self._check_length(len(prompts[i]) + max_gen_toks, "generate_until")
+            plans.append((indices, until, max_gen_toks, Sampler.from_gen_kwargs(kwargs), prompts))
+        lengths = {i: len(p) + plan[2] for plan in plans for i, p in plan[4].items()}
+        self._check_length(list(lengths.values()), "generate_until")
+        bar = self._bar("generate_until", list(lengths.values()), disable_tqdm)
+        for indices, until, max_gen_toks, sampler, prompts in plans:
+            should_stop = self._stop_rule(until)
             order = sorted(indices, key=lambda i: len(prompts[i]), reverse=True)
             for first in range(0, len(order), self.batch_size):
                 batch = order[first : first + self.batch_size]
@@ -352,7 +394,7 @@ class LongContextLM(HFLM):
                     )
                     text = self._finish_text(tokens, until)
                     results[i] = text
-                    self.cache_hook.add_partial("generate_until", requests[i].args, text)
-                    bar.update(1)
+                    self._remember("generate_until", requests[i].args, text)
+                    bar.update(lengths[i])
         bar.close()
         return results

@@ -11,7 +11,7 @@ True
 >>> Sampler.from_gen_kwargs({"num_beams": 4})
 Traceback (most recent call last):
 ...
-ValueError: lc_hf does not support generation kwargs {'num_beams': 4} ...
+lc_tasks.errors.UsageError: lc_hf does not support generation kwargs {'num_beams': 4} ...
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from lc_models.args import SAMPLING_KWARGS, check_gen_kwargs
 from lc_models.state import Runner, State
-
-# kwargs lm-eval tasks pass that change nothing in our decoding loop
-_NEUTRAL = {"num_beams": 1, "num_return_sequences": 1, "use_cache": True, "early_stopping": False}
-SAMPLING_KWARGS = ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
 
 
 class Sampler:
@@ -68,17 +65,7 @@ class Sampler:
     def from_gen_kwargs(cls, kwargs: dict) -> Sampler:
         """From lm-eval's normalized generation kwargs (``until`` and
         ``max_gen_toks`` already removed)."""
-        unknown = {
-            k: v
-            for k, v in kwargs.items()
-            if k not in SAMPLING_KWARGS and not (k in _NEUTRAL and v == _NEUTRAL[k])
-        }
-        if unknown:
-            raise ValueError(
-                f"lc_hf does not support generation kwargs {unknown} (supported: "
-                f"{', '.join(SAMPLING_KWARGS)}, until, max_gen_toks); remove them from the task's "
-                "generation_kwargs or --gen_kwargs."
-            )
+        kwargs = check_gen_kwargs(kwargs)
         return cls(**{k: v for k, v in kwargs.items() if k in SAMPLING_KWARGS})
 
     def __call__(self, logits: torch.Tensor, history: Sequence[int]) -> int:

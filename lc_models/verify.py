@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from lc_models.state import Runner
+from lc_tasks.errors import UsageError
 
 # Largest error tolerated, relative to the largest |logit| of the full pass.
 # Half precision rounds differently when the same tokens are split differently,
@@ -63,21 +64,22 @@ def chunked_error(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 
 
 
 def check_exact(runner: Runner) -> float:
-    """Raise ValueError unless chunked prefill matches the full forward pass."""
+    """Raise UsageError (a refusal of the model) unless chunked prefill matches the full
+    forward pass."""
     dtype = runner.model.get_input_embeddings().weight.dtype
     tolerance = RELATIVE_TOLERANCE.get(dtype, HALF_PRECISION_TOLERANCE)
     name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
     length, chunk = probe_size(runner.model.config)
     try:
         error = chunked_error(runner, length=length, chunk=chunk)
-    except (RuntimeError, ValueError, IndexError, TypeError) as err:  # e.g. shape mismatches
-        raise ValueError(
+    except Exception as err:
+        raise UsageError(
             f"lc_hf refuses model type {name!r}: chunked prefill with its state fails "
             f"({type(err).__name__}: {str(err)[:200]}). It needs an architecture module in "
             "lc_models/arch/."
         ) from err
     if not error <= tolerance:
-        raise ValueError(
+        raise UsageError(
             f"lc_hf refuses model type {name!r}: chunked prefill with its state differs from "
             f"the full forward pass (relative error {error:.2e} > {tolerance:.0e}), so results "
             "would be wrong. It needs an architecture module in lc_models/arch/."

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lc_tasks import prose
+from lc_tasks.errors import UsageError
 from lc_tasks.sizing import TokenCounter
 
 __all__ = ["Haystack", "grow", "load_text", "noise_units", "prose_units", "text_units"]
@@ -192,7 +193,7 @@ def text_units(text: str, rng: random.Random) -> Iterator[Unit]:
         ws = sent.split(" ")
         sentences.extend(" ".join(ws[i : i + 60]) for i in range(0, len(ws), 60) if ws[i])
     if not sentences:
-        raise ValueError("the haystack text is empty")
+        raise UsageError("the haystack text is empty; pass a text file with sentences")
     start = rng.randrange(len(sentences))
     for i in itertools.count(start):
         yield sentences[i % len(sentences)], " ", True
@@ -202,7 +203,8 @@ def load_text(source: str, *, split: str = "train", column: str = "text") -> str
     """Text of a haystack source: a file path, or ``hf:<dataset>[:<config>]``.
 
     An HF dataset is read with ``datasets.load_dataset`` (hub or local folder);
-    the rows of ``column`` are joined by blank lines.
+    the rows of ``column`` are joined by blank lines. A source that cannot give text
+    (missing, a folder, empty, not UTF-8) is a UsageError that says what to pass.
     """
     if source.startswith("hf:"):
         import datasets
@@ -211,17 +213,34 @@ def load_text(source: str, *, split: str = "train", column: str = "text") -> str
         try:
             ds = datasets.load_dataset(name, config or None, split=split)
         except Exception as err:
-            raise ValueError(f"cannot load haystack dataset {name!r} ({split=}): {err}") from err
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UsageError(f"haystack hf:{name}: cannot load it ({split=}): {first}; pass a "
+                             "local text file or a dataset this machine can load") from err
         if column not in ds.column_names:
-            raise ValueError(
-                f"haystack dataset {name!r} has no column {column!r}; "
-                f"pass haystack_column=<one of {ds.column_names}>"
-            )
-        return "\n\n".join(str(t) for t in ds[column])
+            raise UsageError(f"haystack hf:{name} has no column {column!r}; pass "
+                             f"haystack_column=<one of {ds.column_names}>")
+        text = "\n\n".join(str(t) for t in ds[column])
+    else:
+        text = read_text_file(source)
+    if not text.strip():
+        raise UsageError(f"haystack {source!r} is empty; pass a text file with sentences")
+    return text
+
+
+def read_text_file(source: str) -> str:
+    """The UTF-8 text of a haystack file, or a UsageError naming what is wrong with it."""
     path = Path(source).expanduser()
+    what = f"haystack {source!r}"
+    fix = "pass 'noise', 'prose', a UTF-8 text file or 'hf:<dataset>'"
+    if path.is_dir():
+        raise UsageError(f"{what} is a folder, not a text file; {fix}")
     if not path.is_file():
-        raise ValueError(
-            f"haystack {source!r} is neither 'noise', 'prose', an existing text file, "
-            "nor 'hf:<dataset>'"
-        )
-    return path.read_text(encoding="utf-8")
+        raise UsageError(f"{what} is neither 'noise', 'prose', an existing text file, nor "
+                         "'hf:<dataset>': no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{what} is not UTF-8 text (byte {err.start}: "
+                         f"{err.object[err.start:err.start + 1]!r}); {fix}") from None
+    except OSError as err:
+        raise UsageError(f"{what} cannot be read ({err.strerror}); {fix}") from None

@@ -2,11 +2,16 @@
 
 lm-eval hands a task's ``custom_dataset`` the merged ``--model_args`` and
 ``--metadata``, so the options arrive as keyword arguments, typed (JSON) or
-as strings (model_args). Unknown keys are model arguments and are ignored.
+as strings (model_args). Other keys are model arguments and are ignored, unless
+one looks like a misspelt option: that is an error with "did you mean".
 
 >>> spec = task_spec("vt", 4096, num_samples="5", num_hops=2, depths="0 50 100")
 >>> spec.num_samples, spec.params["num_hops"], spec.depths
 (5, 2, (0.0, 50.0, 100.0))
+>>> task_spec("vt", 4096, hops=2)
+Traceback (most recent call last):
+...
+lc_tasks.errors.UsageError: unknown option 'hops' (did you mean 'num_hops'?); the options are ...
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from lc_tasks.errors import UsageError, closest
 from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, Family
 
-__all__ = ["OPTIONS", "TaskSpec", "task_spec"]
+__all__ = ["OPTIONS", "TaskSpec", "check_option_names", "task_spec"]
 
 # Option -> help text; the README's option table is written from this.
 OPTIONS: dict[str, str] = {
@@ -35,6 +41,31 @@ OPTIONS: dict[str, str] = {
     "num_chains": "vt: chains, one asked for (default 1)",
     "reserve": "tokens kept free beyond max_gen_toks, e.g. for a chat template (default 0)",
 }
+# Keys that reach the tasks beside the options: the tokenizer, and model arguments of lm-eval's
+# models (lm-eval merges --model_args into the metadata). They are never "misspelt options".
+NOT_OPTIONS = frozenset({
+    "tokenizer", "pretrained", "model", "dtype", "device", "batch_size", "max_batch_size",
+    "max_length", "revision", "subfolder", "trust_remote_code", "parallelize", "peft", "delta",
+    "backend", "add_bos_token", "use_fast_tokenizer", "chunk_size", "verify", "base_url",
+    "num_concurrent", "max_retries", "tokenized_requests", "max_model_len", "max_seq_len",
+    "gpu_memory_utilization", "tensor_parallel_size", "data_parallel_size", "quantization",
+    "max_gen_toks", "think_end_token", "enable_thinking", "load_in_8bit", "load_in_4bit",
+    "attn_implementation", "device_map", "max_memory_per_gpu", "max_cpu_memory",
+    "offload_folder", "gguf_file", "autogptq", "gptqmodel", "truncation", "logits_cache",
+    "softmax_dtype", "mixed_precision_dtype", "prefix_token_id", "tp_plan",
+})
+
+
+def check_option_names(options: dict[str, Any]) -> None:
+    """Refuse a key that is not an option but looks like one (``hops`` for ``num_hops``)."""
+    for key in options:
+        if key in OPTIONS or key in NOT_OPTIONS:
+            continue
+        near = closest(key, OPTIONS, cutoff=0.6) or [
+            o for o in OPTIONS if len(key) >= 4 and (o.endswith(key) or o.startswith(key))]
+        if near:
+            raise UsageError(f"unknown option {key!r} (did you mean {near[0]!r}?); the options "
+                             f"are {', '.join(OPTIONS)}")
 
 
 @dataclass(frozen=True)
@@ -65,9 +96,9 @@ def _int(name: str, value: Any, minimum: int) -> int:
     try:
         out = int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"option {name}={value!r} must be an integer") from None
-    if out < minimum or (isinstance(value, float) and value != out):
-        raise ValueError(f"option {name}={value!r} must be an integer >= {minimum}")
+        raise UsageError(f"option {name}={value!r} must be an integer >= {minimum}") from None
+    if out < minimum or isinstance(value, bool) or (isinstance(value, float) and value != out):
+        raise UsageError(f"option {name}={value!r} must be an integer >= {minimum}")
     return out
 
 
@@ -77,22 +108,24 @@ def _depths(value: Any) -> tuple[float, ...]:
         return tuple(round(100 * i / (k - 1), 4) if k > 1 else 50.0 for i in range(k))
     if isinstance(value, str):
         parts = [p for p in re.split(r"[\s,;]+", value.strip("[]() ")) if p]
-        if len(parts) == 1:
+        if len(parts) == 1 and re.fullmatch(r"\d+(\.\d*)?", parts[0]):
             return _depths(float(parts[0]) if "." in parts[0] else int(parts[0]))
         value = parts
     try:
         out = tuple(float(d) for d in value)
     except (TypeError, ValueError):
-        raise ValueError(f"option depths={value!r} must be a list of percents") from None
+        raise UsageError(f"option depths={value!r} must be a count of levels or a list of "
+                         "percents, e.g. 11 or [0, 50, 100]") from None
     if not out or any(not 0 <= d <= 100 for d in out):
-        raise ValueError(f"option depths={value!r}: give one or more percents in [0, 100]")
+        raise UsageError(f"option depths={value!r}: give one or more percents in [0, 100]")
     return out
 
 
 def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
     """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored)."""
     if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+        raise UsageError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    check_option_names(options)
     info = FAMILIES[family]
     length = _int("length", length, 1)
     params = dict(info.params)
@@ -101,8 +134,9 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
             if options.get(key) is not None:
                 params[key] = _int(key, options[key], 1)
     haystack = options.get("haystack")
-    if haystack is not None:
-        haystack = str(haystack)
+    if haystack is not None and not isinstance(haystack, str):
+        raise UsageError(f"option haystack={haystack!r} must be a string: 'noise', 'prose', a "
+                         "text file's path or 'hf:<dataset>'")
     spec = TaskSpec(
         family=family,
         length=length,
@@ -116,7 +150,7 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
         params=MappingProxyType(params),
     )
     if spec.budget < 1:
-        raise ValueError(
+        raise UsageError(
             f"lc_{family} at {length} tokens leaves no room for a prompt after "
             f"max_gen_toks={info.max_gen_toks} and reserve={spec.reserve}"
         )

@@ -18,12 +18,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from lc_tasks.errors import UsageError
+
 __all__ = ["MissingTokenizer", "load_tokenizer", "resolve_tokenizer", "tokenizer_name"]
 
 TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
+UNLIMITED = int(1e30)  # transformers' own "no limit" model_max_length
 
 
-class MissingTokenizer(ValueError):
+class MissingTokenizer(UsageError):
     """No tokenizer in the model arguments or metadata."""
 
 
@@ -58,10 +61,15 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
         tok = special_tokenizer(local_path(name)) or AutoTokenizer.from_pretrained(
             local_path(name), trust_remote_code=trust_remote_code)
     except Exception as err:
-        raise ValueError(f"cannot load tokenizer {name!r} to size the lc-eval tasks: {err}") \
-            from err
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UsageError(f"cannot load tokenizer {name!r} to size the lc-eval tasks ({reason}); "
+                         "pass tokenizer=<hub id or local folder with tokenizer files>") from err
+    # Going past the model's length is what the tasks measure: no per-encode length warning
+    # from transformers ("Token indices sequence length is longer than ...")
+    tok.model_max_length = UNLIMITED
     if not tok("The quick brown fox.", add_special_tokens=False)["input_ids"]:
-        raise ValueError(f"tokenizer {name!r} encodes text to 0 tokens; cannot size prompts")
+        raise UsageError(f"tokenizer {name!r} encodes text to 0 tokens, so it cannot size "
+                         "prompts; pass tokenizer=<another tokenizer>")
     return tok
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import NATIVE_KINDS
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import postprocess_generated_text
 
-from conftest import NATIVE_KINDS
 from lc_models import models
 from lc_models.adapter import LongContextLM
 from lc_models.tiny import TINY_CONFIGS

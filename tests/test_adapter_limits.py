@@ -82,6 +82,28 @@ def test_an_unknown_architecture_whose_cache_is_wrong_is_refused(tiny_model):
         runner_for(model)
 
 
+def test_an_unknown_architecture_whose_cached_forward_raises_anything_is_refused(tiny_model):
+    """xLSTM handed a DynamicCache raises AttributeError deep inside transformers; under an
+    unknown name it is refused with our message, whatever the exception class."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("xlstm")).eval()
+    model.config.model_type = "someones_xlstm"
+    with pytest.raises(ValueError, match="refuses model type 'someones_xlstm'.*AttributeError"):
+        runner_for(model)
+
+
+def test_learned_absolute_positions_refuse_longer_requests_before_any_compute(tiny_model,
+                                                                             monkeypatch):
+    lm = LongContextLM(pretrained=str(tiny_model("gpt2")), device="cpu")  # n_positions 512
+    assert lm.max_length == 512
+    calls = []
+    monkeypatch.setattr(lm.runner, "prefill", lambda *a, **k: calls.append(1))
+    long = [Instance("loglikelihood", {}, (LONG * 4, " yes"), 0)]  # 672 tokens
+    with pytest.raises(ValueError, match="gpt2 has learned absolute positions for only 512 "
+                                         r"tokens \(transformer.wpe\)"):
+        lm.loglikelihood(long, disable_tqdm=True)
+    assert calls == [], "a forward ran before the refusal"
+
+
 def test_an_unknown_architecture_whose_cache_is_right_is_accepted(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model("llama")).eval()
     model.config.model_type = "someones_llama"
@@ -168,11 +190,14 @@ def test_generation_honours_until_max_gen_toks_and_sampling_kwargs(tiny_model):
         lm.generate_until([Instance("generate_until", {}, (prompt, {"num_beams": 4}), 0)])
 
 
-def test_long_prefills_show_a_tokens_per_second_bar(tiny_model, monkeypatch, capsys):
+def test_prefills_that_take_a_while_show_a_tokens_per_second_bar(tiny_model, monkeypatch,
+                                                                   capsys):
+    """The bar appears once a prefill has run PROGRESS_DELAY seconds, whatever its length."""
     model = AutoModelForCausalLM.from_pretrained(tiny_model("mamba")).eval()
     runner = runner_for(model)
-    monkeypatch.setattr(prefill, "PROGRESS_MIN_TOKENS", 100)
-    feed(runner, [[5] * 50], runner.new_state(1), chunk_size=16)
-    assert "tok/s" not in capsys.readouterr().err, "short prefill should show no bar"
+    monkeypatch.setattr(prefill, "PROGRESS_DELAY", 60.0)
+    feed(runner, [[5] * 150], runner.new_state(1), chunk_size=16)
+    assert "tok/s" not in capsys.readouterr().err, "a quick prefill should show no bar"
+    monkeypatch.setattr(prefill, "PROGRESS_DELAY", 0.0)
     feed(runner, [[5] * 150], runner.new_state(1), chunk_size=16)
     assert "tok/s" in capsys.readouterr().err

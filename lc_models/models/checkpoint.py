@@ -10,7 +10,7 @@ unexpected key or a wrong shape is one clear error that names it.
 >>> assign(model, {"weight": torch.ones(3, 2), "bias": torch.ones(3)}, "ckpt")
 Traceback (most recent call last):
 ...
-ValueError: ckpt: unexpected key 'bias' (keys this model does not have: bias)
+lc_tasks.errors.UsageError: ckpt: unexpected key 'bias' (keys this model does not have: bias)
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 
 import torch
+
+from lc_tasks.errors import UsageError
 
 # Weight files, in the order they are looked for; ``*.index.json`` lists the shards.
 WEIGHT_FILES = (
@@ -54,7 +56,7 @@ def read_json(pretrained: str, filename: str, revision: str | None = None,
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is not a readable JSON file: {err}") from err
+        raise UsageError(f"{path} is not a readable JSON file: {err}") from err
     return data if isinstance(data, dict) else None
 
 
@@ -66,10 +68,10 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
 
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  truncated, corrupt, not a checkpoint
-        raise ValueError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from err
+    except Exception as err:
+        raise UsageError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} holds no state dict of tensors")
+        raise UsageError(f"{path} holds no state dict of tensors")
     return state
 
 
@@ -87,10 +89,10 @@ def load_weights(pretrained: str, revision: str | None = None,
         for shard in shards:
             shard_path = fetch(pretrained, shard, revision, subfolder)
             if shard_path is None:
-                raise ValueError(f"{pretrained}: shard {shard} listed in {name} is missing")
+                raise UsageError(f"{pretrained}: shard {shard} listed in {name} is missing")
             state.update(read_weights(shard_path))
         return state
-    raise ValueError(f"{pretrained} holds no weights: expected one of {', '.join(WEIGHT_FILES)}")
+    raise UsageError(f"{pretrained} holds no weights: expected one of {', '.join(WEIGHT_FILES)}")
 
 
 def assign(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -103,17 +105,17 @@ def assign(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) 
     own = dict(model.named_parameters())
     unexpected = sorted(set(state) - set(own))
     if unexpected:
-        raise ValueError(f"{source}: unexpected key {unexpected[0]!r} (keys this model does not "
+        raise UsageError(f"{source}: unexpected key {unexpected[0]!r} (keys this model does not "
                          f"have: {', '.join(unexpected[:5])})")
     missing = sorted(set(own) - set(state))
     if missing:
-        raise ValueError(f"{source}: missing key {missing[0]!r} (absent: {', '.join(missing[:5])})")
+        raise UsageError(f"{source}: missing key {missing[0]!r} (absent: {', '.join(missing[:5])})")
     fixed = {}
     for name, param in own.items():
         value = state[name]
         if tuple(value.shape) != tuple(param.shape):
             if [d for d in value.shape if d != 1] != [d for d in param.shape if d != 1]:
-                raise ValueError(f"{source}: {name} has shape {tuple(value.shape)}, expected "
+                raise UsageError(f"{source}: {name} has shape {tuple(value.shape)}, expected "
                                  f"{tuple(param.shape)}")
             value = value.reshape(param.shape)
         fixed[name] = value

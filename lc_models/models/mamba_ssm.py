@@ -18,7 +18,7 @@ not compute (e.g. ``rms_norm: false``, a per-channel ``D``), is refused with its
 ...           "rotary_dim": 16}})
 Traceback (most recent call last):
 ...
-ValueError: unknown attn_cfg field 'rotary_dim' in this mamba_ssm config (known: ...)
+lc_tasks.errors.UsageError: unknown attn_cfg field 'rotary_dim' in this mamba_ssm config (known: ...)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from lc_models.models.mixer_model import AttnConfig, MixerConfig, MixerLM
+from lc_tasks.errors import UsageError
 
 # lm-eval's mamba_ssm wrapper uses this tokenizer for these checkpoints too.
 TOKENIZER = DEFAULT_TOKENIZER = "EleutherAI/gpt-neox-20b"
@@ -71,7 +72,7 @@ def detect(pretrained, revision=None, subfolder=""):
 def _unknown(fields, known, where: str) -> None:
     extra = sorted(set(fields) - known)
     if extra:
-        raise ValueError(f"unknown {where} field {extra[0]!r} in this mamba_ssm config (known: "
+        raise UsageError(f"unknown {where} field {extra[0]!r} in this mamba_ssm config (known: "
                          f"{', '.join(sorted(known))})")
 
 
@@ -81,7 +82,7 @@ def validate(cfg: dict) -> None:
     ssm = dict(cfg.get("ssm_cfg") or {})
     layer = ssm.get("layer", "Mamba1")
     if layer not in SSM_FIELDS:
-        raise ValueError(f"mamba_ssm layer {layer!r} in ssm_cfg is not supported; lc_hf runs "
+        raise UsageError(f"mamba_ssm layer {layer!r} in ssm_cfg is not supported; lc_hf runs "
                          "Mamba1 and Mamba2")
     _unknown(ssm, SSM_FIELDS[layer], "ssm_cfg")
     unsupported = {
@@ -105,7 +106,7 @@ def validate(cfg: dict) -> None:
         if outside:
             found.append(f"attn_layer_idx {outside} outside 0..{cfg['n_layer'] - 1}")
     if found:
-        raise ValueError(f"lc_hf cannot run this mamba_ssm checkpoint: {'; '.join(found)}")
+        raise UsageError(f"lc_hf cannot run this mamba_ssm checkpoint: {'; '.join(found)}")
 
 
 def _vocab(cfg: dict) -> int:
@@ -150,7 +151,7 @@ def to_hf_config(cfg: dict):
 
     validate(cfg)
     if not is_pure(cfg):
-        raise ValueError("only pure SSM stacks convert to transformers' Mamba classes")
+        raise UsageError("only pure SSM stacks convert to transformers' Mamba classes")
     layer, kwargs = _ssm_kwargs(cfg)
     cls = Mamba2Config if layer == "Mamba2" else MambaConfig
     return cls(
@@ -233,6 +234,6 @@ def build(config, state: dict, source: str, dtype=None, device="cpu"):
     assign(model, state, f"native mamba_ssm checkpoint {source}")
     empty = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if empty:
-        raise ValueError(f"native checkpoint {source} left {empty[:5]} unset")
+        raise UsageError(f"native checkpoint {source} left {empty[:5]} unset")
     dtype = dtype or model.get_input_embeddings().weight.dtype
     return model.to(device=device, dtype=dtype).eval()

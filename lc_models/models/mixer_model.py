@@ -31,12 +31,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from transformers import PretrainedConfig
 
-from lc_models.ops.mamba_mixer import causal_conv1d, mamba1_chunk, mamba2_chunk
 from lc_models.models.stateful import StatefulLM
+from lc_models.ops.mamba_mixer import causal_conv1d, mamba1_chunk, mamba2_chunk
 from lc_models.state import LayerStates
 
 MODEL_TYPE = "mamba_ssm"

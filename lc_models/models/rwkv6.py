@@ -31,14 +31,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 from transformers import PretrainedConfig
 
 from lc_models.models.rwkv_world import NAME as WORLD_TOKENIZER
-from lc_models.ops.wkv6 import wkv6
 from lc_models.models.stateful import StatefulLM
+from lc_models.ops.wkv6 import wkv6
 from lc_models.state import LayerStates
+from lc_tasks.errors import UsageError
 
 MODEL_TYPE = "rwkv6"
 TOKENIZER = WORLD_TOKENIZER  # what World checkpoints are tokenized with
@@ -65,7 +66,7 @@ class Rwkv6Config:
         self.dim_att = self.dim_att or self.n_embd
         self.dim_ffn = self.dim_ffn or int(3.5 * self.n_embd) // 32 * 32
         if self.dim_att % self.head_size:
-            raise ValueError(f"dim_att {self.dim_att} is not a multiple of head_size "
+            raise UsageError(f"dim_att {self.dim_att} is not a multiple of head_size "
                              f"{self.head_size}")
 
     @property
@@ -270,7 +271,7 @@ def detect(pretrained, revision=None, subfolder=""):
         found = sorted(Path(path, subfolder or "").glob("*.pth"))
         if len(found) > 1:
             names = ", ".join(f.name for f in found[:4])
-            raise ValueError(f"{pretrained} holds several .pth files ({names}); pass "
+            raise UsageError(f"{pretrained} holds several .pth files ({names}); pass "
                              "pretrained=<one .pth file>")
         if found:
             return ("pth", str(found[0]))
@@ -284,7 +285,7 @@ def _native_state(path: str) -> dict[str, torch.Tensor]:
     if "blocks.0.att.time_maa_x" not in state or "blocks.0.att.time_faaaa" not in state:
         other = next((v for k, v in _OTHER_VERSIONS.items() if f"blocks.0.{k}" in state), None)
         what = f"an {other} checkpoint" if other else "not an RWKV checkpoint"
-        raise ValueError(f"{path} is {what}: lc_hf runs RWKV-6 (x060) .pth files, which have "
+        raise UsageError(f"{path} is {what}: lc_hf runs RWKV-6 (x060) .pth files, which have "
                          "blocks.N.att.time_maa_x and time_faaaa")
     return state
 
@@ -295,7 +296,7 @@ def _hf_state(pretrained, config: dict, revision, subfolder) -> tuple[dict, dict
 
     unknown = sorted(set(config) - HF_FIELDS)
     if unknown:
-        raise ValueError(f"{pretrained}: config.json field {unknown[0]!r} is unknown to lc-eval's "
+        raise UsageError(f"{pretrained}: config.json field {unknown[0]!r} is unknown to lc-eval's "
                          f"RWKV-6 loader (unknown: {', '.join(unknown[:5])})")
     state = {}
     for key, value in load_weights(str(pretrained), revision, subfolder).items():
@@ -316,7 +317,7 @@ def _check_hf_config(cfg: Rwkv6Config, config: dict, source: str) -> None:
                 "attention_hidden_size": cfg.dim_att}
     for field, value in expected.items():
         if config.get(field) not in (None, value):
-            raise ValueError(f"{source}: config.json says {field}={config[field]}, but the "
+            raise UsageError(f"{source}: config.json says {field}={config[field]}, but the "
                              f"weights have {value}")
 
 
@@ -331,7 +332,7 @@ def open_checkpoint(pretrained, revision=None, subfolder=""):
         return Rwkv6Config.from_weights(state), state
     state, overrides = _hf_state(pretrained, what, revision, subfolder)
     if "blocks.0.att.time_faaaa" not in state or "emb.weight" not in state:
-        raise ValueError(f"{pretrained}: no RWKV-6 weights (rwkv.blocks.0.attention.time_faaaa)")
+        raise UsageError(f"{pretrained}: no RWKV-6 weights (rwkv.blocks.0.attention.time_faaaa)")
     cfg = Rwkv6Config.from_weights(state, **overrides)
     _check_hf_config(cfg, what, str(pretrained))
     return cfg, state

@@ -45,7 +45,7 @@ def _matcher():
 class RwkvWorldTokenizer(PreTrainedTokenizer):
     """Greedy longest-match byte tokenizer of RWKV World models (see the module docstring)."""
 
-    model_input_names = ["input_ids", "attention_mask"]
+    model_input_names = ("input_ids", "attention_mask")
 
     def __init__(self, **kwargs):
         self._trie = _matcher()

@@ -10,7 +10,7 @@ reads from a transformers model (``config``, ``device``, ``dtype``, ``tie_weight
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
 from lc_models.state import LayerStates

@@ -1,0 +1,38 @@
+"""``lc-eval tasks``: our task families, lengths and groups, in a second (``lc-eval ls tasks``
+indexes all of lm-eval's ~15,000 tasks)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Add ``tasks`` to lc-eval's subcommands (see ``lc_tasks.cli.SUBCOMMANDS``)."""
+    parser = subparsers.add_parser(
+        "tasks",
+        help="List lc-eval's tasks: lc_<family>_<length> and the lc_suite_<length> groups",
+        description="List lc-eval's task families (what each asks, the RULER task it "
+        "reproduces), the lengths, and the groups. Every family exists at every length.",
+    )
+    parser.add_argument("--names", action="store_true", help="print every task name, one a line")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    from lc_tasks.families import FAMILIES, LENGTHS, SUITE
+
+    if args.names:
+        for family in [*FAMILIES, "suite"]:
+            for label in LENGTHS:
+                print(f"lc_{family}_{label}")
+        return
+    width = max(len(f) for f in FAMILIES) + 3
+    print(f"{'family':{width}} {'reproduces':18} what it asks")
+    for name, family in FAMILIES.items():
+        print(f"{'lc_' + name:{width}} {family.ruler or '-':18} {family.summary}")
+    print(f"\nlengths (tokens of the model's tokenizer): {' '.join(LENGTHS)}")
+    print(f"tasks: lc_<family>_<length>, e.g. lc_passkey_4k; groups: lc_suite_<length> (the "
+          f"average of the {len(SUITE)} RULER families)")
+    print("run a sweep: lc-eval run --model lc_hf --model_args pretrained=<model> "
+          "--tasks 'lc_passkey_*'")
