@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from lc_models.state import Runner, State
 
-# Prefills shorter than this many tokens in total show no progress bar.
-PROGRESS_MIN_TOKENS = 16384
+# A prefill shows its tokens/s bar once it has run this many seconds (shorter ones show none).
+PROGRESS_DELAY = 1.0
 
 # on_chunk(row_ids, start, logits): rows ``row_ids`` (indices into the rows given to
 # ``feed``) each consumed tokens [start, start + T) of their row; logits (len(row_ids), T, vocab)
@@ -76,7 +76,8 @@ def feed(
         unit="tok",
         unit_scale=True,
         desc="prefill",
-        disable=not progress or total < PROGRESS_MIN_TOKENS,
+        disable=not progress,
+        delay=PROGRESS_DELAY,
         leave=False,
     )
     with bar:

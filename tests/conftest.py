@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A cache of this session's own (docs, compiled kernel): tests start cold and leave nothing in
+# the user's ~/.cache/lc-eval. Subprocesses inherit it.
+os.environ.setdefault("LC_EVAL_CACHE", tempfile.mkdtemp(prefix="lc-eval-test-cache-"))
 # The tests run tiny models, for which thread start-up costs more than it saves (a tiny
 # forward is ~6x faster on one thread on a busy 2-core machine). Subprocesses inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -38,10 +38,13 @@ def test_importing_the_packages_is_light():
     "args, expect",
     [
         (["--help"], "run"),
+        (["--help"], "lc_hf"),
         (["run", "--help"], "--model_args"),
         (["ls", "tasks"], "lc_passkey_1k"),
+        (["tasks"], "lc_niah_single"),
+        (["tasks", "--names"], "lc_suite_1m"),
     ],
-    ids=["help", "run-help", "ls-tasks"],
+    ids=["help", "help-names-ours", "run-help", "ls-tasks", "tasks", "task-names"],
 )
 def test_lc_eval_executable(args, expect):
     out = run_cli("lc-eval", *args)

@@ -69,8 +69,12 @@ def _cpu_id() -> str:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("LC_EVAL_CACHE") or Path.home() / ".cache" / "lc-eval"
-    return Path(root) / "native"
+    from lc_tasks.doc_cache import cache_root
+
+    root = cache_root()
+    if root is None:  # LC_EVAL_CACHE=off: a build of this process's own
+        root = Path(tempfile.gettempdir()) / f"lc-eval-{os.getpid()}"
+    return root / "native"
 
 
 def _build(compiler: str, openmp: bool = True) -> Path:

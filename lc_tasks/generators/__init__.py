@@ -10,6 +10,11 @@ docs gives a prefix of the same list.
 Docs cycle through the depths (doc i has ``depths[i % len(depths)]``), so
 lm-eval's ``--limit N`` with N >= len(depths) covers every depth.
 
+What carries from one doc to the next is only each fitter's sizing hint (where the previous
+size search ended); ``generate`` records it after every doc and, given a ``cache`` of earlier
+docs (``lc_tasks.doc_cache``), loads those and restores the hint, so a build that continues
+from the cache gives the docs of one full build.
+
 >>> from lc_models.tiny import build_tokenizer
 >>> from lc_tasks.options import task_spec
 >>> docs = generate(task_spec("passkey", 1024, num_samples=2), build_tokenizer("char"), seed=0)
@@ -29,7 +34,11 @@ from lc_tasks.generators.common import Built, doc_seed
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import TokenCounter
 
-__all__ = ["GENERATORS", "generate"]
+__all__ = ["GENERATORS", "VERSION", "generate"]
+
+# Bump when a change to any generator changes its docs: cached docs of other versions are not
+# reused.
+VERSION = 1
 
 # kind -> generator class with .doc(rng, depth) -> Built
 GENERATORS = {
@@ -51,36 +60,75 @@ def _check(spec: TaskSpec, built: Built) -> None:
         raise AssertionError(f"lc_{spec.family}: answers {missing} are not in the prompt")
 
 
-def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = False
-             ) -> list[dict]:
+def _fitters(gen) -> list:
+    """The objects of a generator that carry a sizing hint (``offset``), in a fixed order."""
+    return [gen, *vars(gen).values()]
+
+
+def hints(gen) -> list[float]:
+    return [holder.offset for holder in _fitters(gen) if hasattr(holder, "offset")]
+
+
+def set_hints(gen, values: list[float]) -> None:
+    holders = [holder for holder in _fitters(gen) if hasattr(holder, "offset")]
+    for holder, value in zip(holders, values, strict=True):
+        holder.offset = value
+
+
+def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = False,
+             cache=None) -> list[dict]:
     """The docs of one task, sized to ``spec.length`` tokens of ``tokenizer``.
 
     Each doc: ``index, family, length, n_tokens, depth, needle_positions, seed,
     input, outputs``. ``input`` is the whole prompt lm-eval sends (answer
     prefix included); ``n_tokens`` its token count with special tokens.
+    ``cache`` (a ``DocCache`` for this spec, seed and tokenizer) serves and keeps docs.
     """
     counter = TokenCounter(tokenizer)
     gen = GENERATORS[spec.info.kind](spec, counter)
     docs = []
-    indices = range(spec.num_samples)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        indices = tqdm(indices, desc=f"lc_{spec.family} {spec.length} tokens", unit="doc")
-    for i in indices:
-        s = doc_seed(seed, spec.family, spec.length, i)
-        depth = spec.depths[i % len(spec.depths)]
-        built = gen.doc(random.Random(s), depth)
-        _check(spec, built)
-        docs.append({
-            "index": i,
-            "family": spec.family,
-            "length": spec.length,
-            "n_tokens": built.n_tokens,
-            "depth": built.depth,
-            "needle_positions": built.positions,
-            "seed": s,
-            "input": built.prompt,
-            "outputs": built.outputs,
-        })
+        bar = tqdm(total=spec.num_samples, desc=f"building lc_{spec.family} docs of "
+                   f"{spec.length} tokens", unit="doc", delay=1.0, leave=False)
+    carried = None  # the hints after the last doc taken from the cache
+    tokens = 0
+    for i in range(spec.num_samples):
+        hit = cache.get(i) if cache is not None else None
+        if hit is not None:
+            docs.append(hit[0])
+            carried = hit[1]
+        else:
+            if carried is not None:
+                set_hints(gen, carried)
+                carried = None
+            docs.append(_build(spec, gen, seed, i))
+            if cache is not None:
+                cache.put(i, docs[-1], hints(gen))
+        if bar is not None:
+            tokens += docs[-1]["n_tokens"]
+            rate = tokens / max(bar.format_dict["elapsed"], 1e-9)
+            bar.set_postfix_str(f"{rate:,.0f} tok/s", refresh=False)
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return docs
+
+
+def _build(spec: TaskSpec, gen, seed: int, i: int) -> dict:
+    s = doc_seed(seed, spec.family, spec.length, i)
+    built = gen.doc(random.Random(s), spec.depths[i % len(spec.depths)])
+    _check(spec, built)
+    return {
+        "index": i,
+        "family": spec.family,
+        "length": spec.length,
+        "n_tokens": built.n_tokens,
+        "depth": built.depth,
+        "needle_positions": built.positions,
+        "seed": s,
+        "input": built.prompt,
+        "outputs": built.outputs,
+    }
