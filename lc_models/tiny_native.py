@@ -128,9 +128,9 @@ def _random(shapes: dict, seed: int) -> dict[str, torch.Tensor]:
         value = torch.randn(shape, generator=generator) / math.sqrt(max(fan_in, 4)) * 1.5
         if key.endswith("A_log"):
             value = value.abs().log1p()
-        elif key.endswith("dt_bias") or key.endswith("dt_proj.bias"):
+        elif key.endswith(("dt_bias", "dt_proj.bias")):
             value = value - 2.0
-        elif key.endswith("norm.weight") or key.endswith("norm2.weight") or "norm_f" in key:
+        elif key.endswith(("norm.weight", "norm2.weight")) or "norm_f" in key:
             value = 1 + value / 4
         state[key] = value
     return state
