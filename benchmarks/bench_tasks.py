@@ -2,6 +2,18 @@
 
     python benchmarks/bench_tasks.py                 # 20 samples at 131072 tokens
     python benchmarks/bench_tasks.py --with-1m       # also lc_niah_single_1m, 3 samples
+    python benchmarks/bench_tasks.py --first-request # time to the first request, cold/warm
+
+Three measurements:
+
+* the generators themselves (``generate`` against RULER's ``generate_samples``), 20 docs;
+* the same 20 docs of ours built through lm-eval's task load (``TaskManager``), as a user meets
+  them (RULER's task load always builds its 500 docs per length, whatever ``--limit`` says);
+* ``--first-request``: the time from a fresh process to the first request of
+  ``lc_niah_single_128k`` and ``_1m`` with ``--limit 2`` (what ``lc-eval run`` builds: 2 docs),
+  with a cold doc cache and a warm one, beside one tokenizer pass over the docs it built; the
+  "docs" part is the task's data builder alone, with the tokenizer already loaded (as in a run,
+  where lc-eval's checks and the model load it first).
 
 Both sides get the same offline byte-level BPE tokenizer (``lc_models.tiny``),
 saved to a temporary folder and loaded back with ``AutoTokenizer``, and build
@@ -53,6 +65,61 @@ def ours(tokenizer, length: int, samples: int) -> dict:
             "tokens_mean": statistics.mean(d["n_tokens"] for d in docs)}
 
 
+TASK_LOAD = r"""
+import json, sys, time
+start = time.perf_counter()
+from lm_eval.tasks import TaskManager
+import lc_tasks
+from lc_tasks import dataset
+spent = []
+original = dataset.docs
+def timed(*args, **kwargs):
+    begin = time.perf_counter()
+    out = original(*args, **kwargs)
+    spent.append(time.perf_counter() - begin)
+    return out
+dataset.docs = timed
+folder, length, samples = sys.argv[1], sys.argv[2], int(sys.argv[3])
+from lc_tasks.tokenizer import load_tokenizer
+load_tokenizer(folder)  # as in a run: lc-eval's checks (and lc_hf) load it before the tasks
+metadata = {"tokenizer": folder, "num_samples": samples}
+manager = TaskManager(include_path=lc_tasks.include_path(), include_defaults=False,
+                      metadata=metadata)
+task = next(iter(manager.load([f"lc_niah_single_{length}"])["tasks"].values()))
+task.build_all_requests(limit=samples, rank=0, world_size=1)
+seconds = time.perf_counter() - start
+docs = list(task.test_docs())
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained(folder)
+start = time.perf_counter()
+for doc in docs:
+    tok(doc["input"])
+print(json.dumps({"seconds": seconds, "docs_seconds": sum(spent), "docs": len(docs),
+                  "one_tokenizer_pass": time.perf_counter() - start}))
+"""
+
+
+def task_load(folder: str, label: str, samples: int, cache: str) -> dict:
+    """Seconds from a fresh process to the first request of lc_niah_single_<label>."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "LC_EVAL_CACHE": cache, "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, "-c", TASK_LOAD, folder, label, str(samples)],
+                          capture_output=True, text=True, env=env, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def first_requests(folder: str) -> list[dict]:
+    rows = []
+    for label in ("128k", "1m"):
+        with tempfile.TemporaryDirectory() as cache:
+            cold = task_load(folder, label, 2, cache)
+            warm = task_load(folder, label, 2, cache)
+        rows.append({"task": f"lc_niah_single_{label}", "cold": cold, "warm": warm})
+    return rows
+
+
 def ruler(tokenizer, length: int, samples: int) -> dict:
     import nltk
 
@@ -87,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--with-1m", action="store_true",
                         help="also time lc_niah_single_1m (3 samples, ours only)")
+    parser.add_argument("--first-request", action="store_true",
+                        help="also time the first request of lc_niah_single_128k and _1m, "
+                             "--limit 2, with a cold and a warm doc cache")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "bench_tasks.json")
     args = parser.parse_args(argv)
 
@@ -101,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             "lc_eval": ours(tok, args.length, args.samples),
             "lm_eval_ruler": ruler(tok, args.length, args.samples),
         }
+        label = f"{args.length // 1024}k"
+        with tempfile.TemporaryDirectory() as cache:  # cold: every doc is built
+            result["lc_eval_task_load"] = task_load(folder, label, args.samples, cache)
+        if args.first_request:
+            result["first_request"] = first_requests(folder)
         result["speedup"] = result["lm_eval_ruler"]["seconds"] / result["lc_eval"]["seconds"]
         if args.with_1m:
             result["lc_eval_1m"] = ours(tok, 1 << 20, 3)
@@ -118,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nlc-eval is {result['speedup']:.1f}x faster "
           f"(lm-eval's RULER module import, not timed above: "
           f"{result['lm_eval_ruler']['import_seconds']:.1f} s)")
+    load = result["lc_eval_task_load"]
+    print(f"lc-eval's {load['docs']} docs through lm-eval's task load, from a fresh process: "
+          f"{load['seconds']:.1f} s ({result['lm_eval_ruler']['seconds'] / load['seconds']:.2f}x "
+          "RULER's generator time above)")
+    for row in result.get("first_request", []):
+        cold, warm = row["cold"], row["warm"]
+        print(f"{row['task']} --limit 2, first request: cold {cold['seconds']:.1f} s (docs "
+              f"{cold['docs_seconds']:.2f} s, {cold['docs_seconds'] / cold['one_tokenizer_pass']:.1f}x "
+              f"one tokenizer pass of {cold['one_tokenizer_pass']:.2f} s over them), warm "
+              f"{warm['seconds']:.1f} s (docs {warm['docs_seconds']:.2f} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"JSON: {args.out}")

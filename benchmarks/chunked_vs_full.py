@@ -32,7 +32,18 @@ def transformers_chunked(model, ids, chunk):
     from transformers import DynamicCache
 
     pieces, state = [], None
-    cache = DynamicCache(config=model.config)  # models that do not return theirs fill this one
+    # the model's own cache class where it has one; models that do not return theirs fill it
+    kind = model.config.model_type
+    if kind == "xlstm":
+        from transformers.models.xlstm.modeling_xlstm import xLSTMCache
+
+        cache = xLSTMCache(model.config, ids.shape[0], dtype=model.dtype)
+    elif kind == "minimax":
+        from transformers.models.minimax.modeling_minimax import MiniMaxCache
+
+        cache = MiniMaxCache()
+    else:
+        cache = DynamicCache(config=model.config)
     for start in range(0, ids.shape[1], chunk):
         piece = ids[:, start : start + chunk]
         if model.config.model_type == "rwkv":
