@@ -38,6 +38,13 @@ HF_ARGS = frozenset({
     "softmax_dtype", "subfolder", "think_end_token", "tokenizer", "tp_plan", "truncation",
     "trust_remote_code", "use_fast_tokenizer",
 })
+# keyword arguments of transformers' from_pretrained that hf passes on (never "misspelt")
+FROM_PRETRAINED = frozenset({
+    "device_map", "attn_implementation", "low_cpu_mem_usage", "torch_dtype",
+    "quantization_config", "load_in_8bit", "load_in_4bit", "use_safetensors", "variant",
+    "cache_dir", "local_files_only", "token", "force_download", "max_memory",
+    "offload_state_dict", "use_flash_attention_2",
+})
 # dtypes a model's weights can run in (torch names, and lm-eval's "auto")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "float64", "float", "half", "double")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -97,7 +104,7 @@ def check_model_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     out = dict(kwargs)
     known = set(OWN) | HF_ARGS
     for name in kwargs:
-        if name not in known:
+        if name not in known and name not in FROM_PRETRAINED:
             hint = suggest(name, known, cutoff=0.75)
             if hint:
                 raise UsageError(f"unknown lc_hf model arg {name!r}{hint}")

@@ -13,7 +13,9 @@ objects:
 Two generic pairs cover transformers' two ways of passing state:
 :class:`CacheRunner`/:class:`CacheState` (a ``Cache`` object, nearly every model)
 and :class:`StateListRunner`/:class:`TensorListState` (a ``state=[tensors]``
-list, RWKV and RWKV-style remote code).
+list, RWKV and RWKV-style remote code); a third, :class:`ModelRunner`/
+:class:`LayerStates`, drives lc-eval's own implementations (``lc_models.models``),
+which take and return their per-layer state dataclasses themselves.
 
 Running a sequence chunk by chunk through a runner gives the logits of one
 full forward pass over the whole sequence. Architecture fixes (see
@@ -46,12 +48,14 @@ class State(ABC):
     :meth:`clone` (or :meth:`select`) first to keep a snapshot.
     """
 
-    n_tokens: int
+    def __init__(self, n_tokens: int, batch_size: int):
+        self.n_tokens = n_tokens
+        self._batch_size = batch_size
 
     @property
-    @abstractmethod
     def batch_size(self) -> int:
         """Number of rows."""
+        return self._batch_size
 
     @abstractmethod
     def select(self, rows: Sequence[int]) -> State:
@@ -115,12 +119,7 @@ class CacheState(State):
 
     def __init__(self, cache, n_tokens: int, batch_size: int):
         self.cache = cache
-        self.n_tokens = n_tokens
-        self._batch_size = batch_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
+        super().__init__(n_tokens, batch_size)
 
     def select(self, rows: Sequence[int]) -> CacheState:
         index = torch.tensor(list(rows), dtype=torch.long)
@@ -223,12 +222,7 @@ class TensorListState(State):
 
     def __init__(self, tensors: list[torch.Tensor] | None, n_tokens: int, batch_size: int):
         self.tensors = tensors
-        self.n_tokens = n_tokens
-        self._batch_size = batch_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
+        super().__init__(n_tokens, batch_size)
 
     def select(self, rows: Sequence[int]) -> TensorListState:
         rows = list(rows)
@@ -272,12 +266,7 @@ class LayerStates(State):
 
     def __init__(self, layers: list, n_tokens: int, batch_size: int):
         self.layers = layers
-        self.n_tokens = n_tokens
-        self._batch_size = batch_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
+        super().__init__(n_tokens, batch_size)
 
     def _tensors_of(self, layer):
         for field in fields(layer):

@@ -201,3 +201,15 @@ def test_prefills_that_take_a_while_show_a_tokens_per_second_bar(tiny_model, mon
     monkeypatch.setattr(prefill, "PROGRESS_DELAY", 0.0)
     feed(runner, [[5] * 150], runner.new_state(1), chunk_size=16)
     assert "tok/s" in capsys.readouterr().err
+
+
+def test_the_static_list_of_hf_model_args_is_lm_evals_own():
+    """lc_models.args keeps HFLM's parameters as data (its checks import no torch); a new
+    lm-eval version that changes them must update the list."""
+    import inspect
+
+    from lm_eval.models.huggingface import HFLM
+
+    from lc_models.args import HF_ARGS
+
+    assert set(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"} == HF_ARGS

@@ -24,12 +24,7 @@ class XlstmState(State):
 
     def __init__(self, cache, n_tokens: int, batch_size: int):
         self.cache = cache
-        self.n_tokens = n_tokens
-        self._batch_size = batch_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._batch_size
+        super().__init__(n_tokens, batch_size)
 
     def select(self, rows: Sequence[int]) -> XlstmState:
         new = copy.copy(self.cache)
