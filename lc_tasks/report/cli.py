@@ -19,6 +19,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
             "  report.md   model x length tables per family and for the suite, effective\n"
             "              context length, other lm-eval tasks of the same runs\n"
             "  scores.csv  one row per (model, family, length, depth)\n"
+            "  leaderboard.md/.csv  RULER's leaderboard table (claimed and effective\n"
+            "              length, score per length, Avg, wAvg inc/dec), published rows beside\n"
             "  *.png       score-vs-length curves, depth x length heatmaps"
         ),
         epilog=textwrap.dedent(
@@ -63,6 +65,22 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-figures", "--no_figures", action="store_true", help="skip the PNG figures"
     )
+    parser.add_argument(
+        "--published", metavar="CSV", action="append", default=[],
+        help="rows of a published leaderboard (RULER's table) to set beside ours: columns "
+             "model, claimed length, effective length, then one per length (4k, 8k, ...)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--claimed-length", "--claimed_length", action="append", default=[], type=_pair,
+        metavar="MODEL=TOKENS", help="a model's claimed context length in the leaderboard "
+        "(default: its training length); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--leaderboard-lengths", "--leaderboard_lengths", metavar="4k,8k,...",
+        type=lambda s: [parse_length(x) for x in s.split(",") if x.strip()],
+        help="the leaderboard's length columns (default: those of the summary family; "
+             "RULER's own: 4k,8k,16k,32k,64k,128k)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
     return parser
 
@@ -84,12 +102,18 @@ def run(args: argparse.Namespace) -> None:
             summary_family=args.summary,
             depth_step=args.depth_step,
         )
-        written = write_report(report, args.out, figures=not args.no_figures)
+        from lc_tasks.report.leaderboard import read_published
+
+        published = [row for path in args.published for row in read_published(path)]
+        claimed = {name: parse_length(tokens) for name, tokens in args.claimed_length}
+        written = write_report(report, args.out, figures=not args.no_figures,
+                               published=published, claimed=claimed,
+                               lengths=args.leaderboard_lengths)
     except ValueError as e:
         raise SystemExit(f"lc-eval report: {e}") from None
     pngs = sum(p.suffix == ".png" for p in written)
     print(
-        f"wrote {args.out}/report.md, scores.csv and {pngs} figure(s) for "
+        f"wrote {args.out}/report.md, scores.csv, leaderboard.md/.csv and {pngs} figure(s) for "
         f"{len(report.models)} model(s) from {len(report.runs)} results file(s)"
     )
 

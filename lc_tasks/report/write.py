@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lc_tasks.report import leaderboard
 from lc_tasks.report.build import Report
 from lc_tasks.report.figures import plot_curves, plot_heatmap
 from lc_tasks.report.markdown import family_title, render
@@ -18,11 +19,21 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def write_report(report: Report, out: str | Path, figures: bool = True) -> list[Path]:
-    """Write the report into ``out`` (created if needed); returns the files written."""
+def write_report(report: Report, out: str | Path, figures: bool = True,
+                 published: list | None = None, claimed: dict[str, int] | None = None,
+                 lengths: list[int] | None = None) -> list[Path]:
+    """Write the report into ``out`` (created if needed); returns the files written.
+
+    Beside it, RULER's leaderboard table (``leaderboard.md``/``.csv``) of our models on the
+    summary family, with ``published`` rows (``leaderboard.read_published``) set beside them,
+    over ``lengths`` (default: the lengths the summary family was run at).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [write_scores_csv(report, out / "scores.csv")]
+    rows = leaderboard.our_rows(report, claimed) + list(published or [])
+    lengths = lengths or sorted({n for row in rows[: len(report.models)] for n in row.scores})
+    written += leaderboard.write(rows, lengths, out)
     drawn = draw_figures(report, out) if figures else {}
     (out / "report.md").write_text(render(report, drawn), encoding="utf-8")
     return [out / "report.md", *written, *(out / name for name in drawn.values())]
