@@ -273,6 +273,8 @@ def test_the_same_input_gives_the_same_files(tmp_path):
         "scores.csv",
         "curves_niah_single.png",
         "heatmap_llama_niah_single.png",
+        "leaderboard.md",
+        "leaderboard.csv",
     }
 
 
