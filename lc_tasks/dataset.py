@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 from lc_tasks.doc_cache import DocCache, cache_root, tokenizer_fingerprint
@@ -70,6 +71,9 @@ def _cache(spec, seed: int, tokenizer) -> DocCache | None:
     if spec.haystack and spec.haystack not in ("noise", "prose") and not spec.haystack.startswith(
             "hf:"):  # a file: its content, not its path
         key["haystack"] = hashlib.sha256(read_text_file(spec.haystack).encode()).hexdigest()
+    if spec.qa_source and not spec.qa_source.startswith("hf:"):  # the QA file's content
+        key["qa_source"] = hashlib.sha256(Path(spec.qa_source).expanduser().read_bytes()
+                                          ).hexdigest()
     key.update(seed=seed, generator=VERSION, tokenizer=tokenizer_fingerprint(tokenizer))
     return DocCache(root, key)
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "LENGTHS", "SUITE", "Family", "length_label", "task_name"]
+__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "GROUPS", "LENGTHS", "RULER13", "SUITE", "Family",
+           "length_label", "task_name"]
 
 # Label -> tokens of the model's own tokenizer (k = 1024, m = 1048576).
 LENGTHS: dict[str, int] = {
@@ -71,13 +72,23 @@ _ROWS = [
            max_gen_toks=120, params=MappingProxyType({"num_cw": 10})),
     Family("fwe", "fwe", "fwe", "frequent-word extraction: the 3 most frequent coded words",
            max_gen_toks=50, params=MappingProxyType({"alpha": 2.0, "word_len": 6})),
+    Family("qa_squad", "qa", "qa_1", "question answering: the gold SQuAD paragraph at the "
+           "depth among distractor paragraphs (needs the SQuAD v2 dev set)",
+           max_gen_toks=32, params=MappingProxyType({"dataset": "squad"})),
+    Family("qa_hotpot", "qa", "qa_2", "multi-hop question answering: the gold HotpotQA "
+           "paragraphs at the depth among distractors (needs the HotpotQA dev set)",
+           max_gen_toks=32, params=MappingProxyType({"dataset": "hotpotqa"})),
 ]
 
 FAMILIES: dict[str, Family] = {f.name: f for f in _ROWS}
 
 # The eleven RULER-equivalent families averaged by the lc_suite_<len> groups
 # (RULER's 13 minus its two QA tasks, which need downloaded data).
-SUITE: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None)
+SUITE: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None and f.kind != "qa")
+# All 13 RULER tasks, averaged by the lc_ruler_<len> groups (with the QA data given).
+RULER13: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None)
+# Group name -> the families it averages at one length.
+GROUPS: dict[str, tuple[str, ...]] = {"suite": SUITE, "ruler": RULER13}
 
 
 def length_label(tokens: int) -> str:

@@ -40,6 +40,9 @@ OPTIONS: dict[str, str] = {
     "num_hops": "vt: hops per chain (default 4)",
     "num_chains": "vt: chains, one asked for (default 1)",
     "reserve": "tokens kept free beyond max_gen_toks, e.g. for a chat template (default 0)",
+    "squad": "qa_squad: the SQuAD v2 dev set, a path of dev-v2.0.json or hf:rajpurkar/squad_v2",
+    "hotpotqa": "qa_hotpot: the HotpotQA dev-distractor set, a path of "
+                "hotpot_dev_distractor_v1.json or hf:hotpotqa/hotpot_qa:distractor",
 }
 # Keys that reach the tasks beside the options: the tokenizer, and model arguments of lm-eval's
 # models (lm-eval merges --model_args into the metadata). They are never "misspelt options".
@@ -80,6 +83,7 @@ class TaskSpec:
     haystack_split: str = "train"
     haystack_column: str = "text"
     reserve: int = 0
+    qa_source: str | None = None  # QA families: the dataset file or hf: name
     params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -147,6 +151,7 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
         haystack_split=str(options.get("haystack_split") or "train"),
         haystack_column=str(options.get("haystack_column") or "text"),
         reserve=_int("reserve", options.get("reserve", 0), 0),
+        qa_source=_qa_source(info, options),
         params=MappingProxyType(params),
     )
     if spec.budget < 1:
@@ -155,6 +160,16 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
             f"max_gen_toks={info.max_gen_toks} and reserve={spec.reserve}"
         )
     return spec
+
+
+def _qa_source(info: Family, options: dict[str, Any]) -> str | None:
+    if info.kind != "qa":
+        return None
+    value = options.get(info.params["dataset"])
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"option {info.params['dataset']}={value!r} must be a path or "
+                         "'hf:<dataset>'")
+    return value
 
 
 def seed_option(options: dict[str, Any]) -> int:

@@ -5,7 +5,8 @@ tasks or loads a model, with the same validators the tasks and ``lc_hf`` run lat
 ``lm_eval`` users get the same messages, at the end of lm-eval's traceback):
 
 * task names of ours (``lc_*``): unknown lengths and misspellings, with the closest names;
-* ``--metadata`` options (types, ranges, misspelt keys) and the haystack source;
+* ``--metadata`` options (types, ranges, misspelt keys), the haystack source and the QA
+  data files;
 * the tokenizer that sizes the prompts;
 * the checkpoint (``pretrained``): a local path that does not exist, a folder that is not a
   model, a hub id while the hub is offline;
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lc_tasks.errors import UsageError, closest
-from lc_tasks.families import FAMILIES, LENGTHS, SUITE
+from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, task_name
 
 _REPO_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
 _NAME = re.compile(r"^lc_(?P<family>\w+?)_(?P<label>\d+[km])$")
@@ -80,7 +81,7 @@ def check_task_names(entries: list[str], known: set[str]) -> list[str]:
 def _length_hint(entry: str) -> str | None:
     """The message for a known family at a length we do not have (``lc_passkey_3k``)."""
     found = re.match(r"^lc_(?P<family>\w+?)_(?P<size>\d+)(?P<unit>[km])$", entry)
-    if not found or found.group("family") not in [*FAMILIES, "suite"]:
+    if not found or found.group("family") not in [*FAMILIES, *GROUPS]:
         return None
     tokens = int(found.group("size")) * (1024 if found.group("unit") == "k" else 1024**2)
     below = [label for label, n in LENGTHS.items() if n < tokens][-1:]
@@ -98,8 +99,8 @@ def family_lengths(names: list[str]) -> list[tuple[str, int]]:
         if not found or found.group("label") not in LENGTHS:
             continue
         family, length = found.group("family"), LENGTHS[found.group("label")]
-        if family == "suite":
-            out += [(f, length) for f in SUITE]
+        if family in GROUPS:
+            out += [(f, length) for f in GROUPS[family]]
         elif family in FAMILIES:
             out.append((family, length))
     return out
@@ -152,13 +153,19 @@ def check_run(args, include_paths: list[str]) -> list[str]:
     pairs = family_lengths(ours)
     if not pairs:
         return ours
+    from lc_tasks import qa_data
     from lc_tasks.haystack import load_text
     from lc_tasks.options import seed_option, task_spec
     from lc_tasks.tokenizer import resolve_tokenizer
 
     metadata = dict(cfg.metadata or {})
     for family, length in sorted(set(pairs)):
-        task_spec(family, length, **metadata)
+        spec = task_spec(family, length, **metadata)
+        if spec.info.kind == "qa":  # its data file must be given, and readable
+            dataset = spec.info.params["dataset"]
+            if not spec.qa_source:
+                raise qa_data.missing(dataset, task_name(family, length))
+            qa_data.load(dataset, spec.qa_source)
     seed_option(metadata)
     source = metadata.get("haystack")
     if isinstance(source, str) and source not in ("noise", "prose") and not source.startswith(

@@ -1,6 +1,7 @@
 """Scoring: metric ``acc`` in [0, 1] for every family.
 
 * passkey: 1 if the first integer in the output equals the key (landmark attention);
+* QA families: RULER's string-match-part, 1 if any gold answer is in the output;
 * every other family: RULER's string-match-all, the fraction of expected
   strings found in the output, case-insensitive.
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-__all__ = ["clean", "first_integer_match", "process_results", "string_match_all"]
+__all__ = ["clean", "first_integer_match", "process_results", "string_match_all",
+           "string_match_part"]
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _INTEGER = re.compile(r"\d+")
@@ -36,6 +38,16 @@ def string_match_all(prediction: str, references: Sequence[str]) -> float:
     return sum(r.lower() in pred for r in references) / len(references)
 
 
+def string_match_part(prediction: str, references: Sequence[str]) -> float:
+    """1.0 if any of ``references`` occurs in ``prediction``, ignoring case (RULER's QA score).
+
+    >>> string_match_part("It is in France.", ["france", "French Republic"])
+    1.0
+    """
+    pred = clean(prediction).lower()
+    return float(any(r.lower() in pred for r in references))
+
+
 def first_integer_match(prediction: str, key: str) -> float:
     """1.0 if the first run of digits in ``prediction`` is ``key``.
 
@@ -51,4 +63,6 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     prediction = results[0] if results else ""
     if doc["family"] == "passkey":
         return {"acc": first_integer_match(prediction, doc["outputs"][0])}
+    if doc["family"].startswith("qa_"):
+        return {"acc": string_match_part(prediction, doc["outputs"])}
     return {"acc": string_match_all(prediction, doc["outputs"])}

@@ -20,10 +20,10 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lc_tasks.families import FAMILIES, LENGTHS, SUITE
+    from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, SUITE
 
     if args.names:
-        for family in [*FAMILIES, "suite"]:
+        for family in [*FAMILIES, *GROUPS]:
             for label in LENGTHS:
                 print(f"lc_{family}_{label}")
         return
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{'lc_' + name:{width}} {family.ruler or '-':18} {family.summary}")
     print(f"\nlengths (tokens of the model's tokenizer): {' '.join(LENGTHS)}")
     print(f"tasks: lc_<family>_<length>, e.g. lc_passkey_4k; groups: lc_suite_<length> (the "
-          f"average of the {len(SUITE)} RULER families)")
+          f"average of {len(SUITE)} RULER families, offline) and lc_ruler_<length> (all "
+          f"{len(GROUPS['ruler'])}, with the QA data)")
     print("run a sweep: lc-eval run --model lc_hf --model_args pretrained=<model> "
           "--tasks 'lc_passkey_*'")

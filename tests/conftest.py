@@ -80,6 +80,16 @@ def native_model(tmp_path_factory, tokenizer_dir):
 
 
 @pytest.fixture(scope="session")
+def qa_options(tmp_path_factory):
+    """``--metadata`` options naming test-made SQuAD v2 and HotpotQA files."""
+    from qa_files import write_hotpot, write_squad
+
+    folder = tmp_path_factory.mktemp("qa-data")
+    return {"squad": str(write_squad(folder / "dev-v2.0.json")),
+            "hotpotqa": str(write_hotpot(folder / "hotpot_dev_distractor_v1.json"))}
+
+
+@pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     """``tokenizer_dir(kind) -> Path`` of a saved offline tokenizer (char, bpe, word)."""
     from lc_models.tiny import build_tokenizer
@@ -147,7 +157,7 @@ def run_cli(*args: str, timeout: float = 600, check: bool = True, env=None, cwd=
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [executable(args[0]), *args[1:]],
-        capture_output=True,
+        check=False, capture_output=True,
         text=True,
         timeout=timeout,
         env=full_env,

@@ -35,10 +35,10 @@ def tokenizers():
 @pytest.mark.parametrize("length", [1024, 4096, 16384], ids=["1k", "4k", "16k"])
 @pytest.mark.parametrize("kind", ["char", "bpe", "word"])
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_prompt_fits_fills_and_holds_its_answer(family, kind, length, tokenizers):
+def test_prompt_fits_fills_and_holds_its_answer(family, kind, length, tokenizers, qa_options):
     tok = tokenizers[kind]
     gen_toks = FAMILIES[family].max_gen_toks
-    for doc in generate(task_spec(family, length, num_samples=3), tok, seed=1):
+    for doc in generate(task_spec(family, length, num_samples=3, **qa_options), tok, seed=1):
         n = len(tok(doc["input"])["input_ids"])  # as lm-eval's hf model encodes it
         assert n == doc["n_tokens"], "n_tokens must be the prompt's real token count"
         assert n + gen_toks <= length, f"doc {doc['index']}: {n}+{gen_toks} > {length}"
@@ -78,18 +78,19 @@ from lc_tasks.options import task_spec
 tok = build_tokenizer("bpe")
 h = hashlib.sha256()
 for family in FAMILIES:
-    for doc in generate(task_spec(family, 2048, num_samples=3), tok, seed=7):
+    for doc in generate(task_spec(family, 2048, num_samples=3, **json.loads(sys.argv[1])), tok,
+                        seed=7):
         h.update(json.dumps(doc, sort_keys=True).encode())
 print(h.hexdigest())
 """
 
 
-def test_same_docs_from_two_separate_processes():
+def test_same_docs_from_two_separate_processes(qa_options):
     digests = []
     for hashseed in ("1", "2"):  # different str-hash seeds: no set/dict order may leak
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
-        out = subprocess.run([sys.executable, "-c", _DUMP], capture_output=True, text=True,
-                             env=env, check=True)
+        out = subprocess.run([sys.executable, "-c", _DUMP, json.dumps(qa_options)],
+                             capture_output=True, text=True, env=env, check=True)
         digests.append(out.stdout.strip())
     assert digests[0] == digests[1] and len(digests[0]) == 64
 

@@ -21,7 +21,7 @@ from lm_eval.tasks import TaskManager
 
 import lc_tasks
 from lc_models.tiny import build_tokenizer
-from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, LENGTHS, SUITE
+from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, LENGTHS, RULER13, SUITE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,9 @@ def run(tm: TaskManager, model, tasks, **kw):
 def test_every_family_at_every_length_is_listed(index):
     expected = {f"lc_{f}_{label}" for f in FAMILIES for label in LENGTHS}
     assert expected <= set(index.all_subtasks)
-    assert len(expected) == 12 * 11
-    assert {f"lc_suite_{label}" for label in LENGTHS} == set(index.all_groups)
+    assert len(expected) == 14 * 11
+    assert {f"lc_{g}_{label}" for g in ("suite", "ruler") for label in LENGTHS} == set(
+        index.all_groups)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -53,14 +54,16 @@ def test_group_names_do_not_match_family_globs(family, index):
     assert len(index.match_tasks([f"lc_{family}_*"])) == 11
 
 
-def test_suite_groups_hold_the_eleven_ruler_families():
+@pytest.mark.parametrize("group, members, count", [("suite", SUITE, 11), ("ruler", RULER13, 13)])
+def test_groups_hold_the_ruler_families(group, members, count):
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    assert len(SUITE) == 11 and "passkey" not in SUITE
+    assert len(members) == count and "passkey" not in members
+    assert ("qa_squad" in members) == (group == "ruler")
     for label in LENGTHS:
-        cfg = load_yaml(Path(lc_tasks.include_path()) / "suite" / f"lc_suite_{label}.yaml",
+        cfg = load_yaml(Path(lc_tasks.include_path()) / group / f"lc_{group}_{label}.yaml",
                         resolve_func=False)
-        assert cfg["task"] == [f"lc_{f}_{label}" for f in SUITE]
+        assert cfg["task"] == [f"lc_{f}_{label}" for f in members]
         assert cfg["aggregate_metric_list"][0]["metric"] == "acc"
 
 
@@ -78,13 +81,13 @@ def char_dir(tokenizer_dir):
 
 @pytest.mark.parametrize(
     "kind,label", [("char", "1k"), ("bpe", "4k")], ids=["char-1k", "bpe-4k"])
-def test_oracle_scores_one_on_every_family(kind, label, tokenizer_dir):
-    tm = manager(tokenizer=str(tokenizer_dir(kind)), num_samples=11)
-    res = run(tm, OracleLM(), [f"lc_passkey_{label}", f"lc_suite_{label}"])["results"]
+def test_oracle_scores_one_on_every_family(kind, label, tokenizer_dir, qa_options):
+    tm = manager(tokenizer=str(tokenizer_dir(kind)), num_samples=11, **qa_options)
+    res = run(tm, OracleLM(), [f"lc_passkey_{label}", f"lc_ruler_{label}"])["results"]
     for family in FAMILIES:
         name = f"lc_{family}_{label}"
         assert res[name]["acc,none"] == 1.0, (name, res[name])
-    assert res[f"lc_suite_{label}"]["acc,none"] == 1.0
+    assert res[f"lc_ruler_{label}"]["acc,none"] == 1.0
 
 
 def test_limit_spans_every_depth(char_dir):
