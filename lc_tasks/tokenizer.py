@@ -39,15 +39,25 @@ def tokenizer_name(options: dict[str, Any]) -> str | None:
     return None
 
 
+def _plugin(module: str):
+    """A module of lc-eval's model plugin (``lc_models``), or None where it is not installed:
+    the tasks also run from lm-eval's own task folder, with only this package's data code."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
 def local_path(name: str) -> str:
     """Where a short model name points. The one place for bundled-model lookup.
 
     Short names of bundled models (``lc_models.zoo``, e.g. ``tiny-llama``) map
     to their folders; any other name (hub id or path) is returned unchanged.
     """
-    from lc_models.zoo import resolve
-
-    return resolve(name)
+    zoo = _plugin("lc_models.zoo")
+    return zoo.resolve(name) if zoo else name
 
 
 @lru_cache(maxsize=8)
@@ -55,11 +65,11 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     """``AutoTokenizer.from_pretrained`` for a hub id, a local folder or a short name."""
     from transformers import AutoTokenizer
 
-    from lc_models.models import special_tokenizer
-
+    models = _plugin("lc_models.models")
     try:
-        tok = special_tokenizer(local_path(name)) or AutoTokenizer.from_pretrained(
-            local_path(name), trust_remote_code=trust_remote_code)
+        special = models.special_tokenizer(local_path(name)) if models else None
+        tok = special or AutoTokenizer.from_pretrained(local_path(name),
+                                                       trust_remote_code=trust_remote_code)
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"cannot load tokenizer {name!r} to size the lc-eval tasks ({reason}); "
@@ -76,9 +86,8 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
 def _native_default(pretrained: str) -> str:
     """The tokenizer of a checkpoint lc_hf loads itself (a native mamba_ssm checkpoint:
     gpt-neox-20b; RWKV-6: the World tokenizer), else ``pretrained`` unchanged."""
-    from lc_models.models import tokenizer_for
-
-    return tokenizer_for(local_path(pretrained)) or pretrained
+    models = _plugin("lc_models.models")
+    return (models.tokenizer_for(local_path(pretrained)) if models else None) or pretrained
 
 
 def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
