@@ -14,8 +14,9 @@ loader (lm-eval's ``hf``, our ``lc_hf``) can open it by path.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 TOKENIZER_KINDS = ("char", "bpe", "word")

@@ -17,8 +17,9 @@ def test_include_path_is_a_folder_of_yaml():
 
 
 def test_importing_lc_models_keeps_stock_models():
-    import lc_models  # noqa: F401
     from lm_eval.api.registry import get_model
+
+    import lc_models  # noqa: F401
 
     assert get_model("hf").__name__ == "HFLM"
     assert get_model("lc_hf").__name__ == "LongContextLM"
@@ -40,7 +41,7 @@ def test_importing_the_packages_is_light():
         (["--help"], "run"),
         (["--help"], "lc_hf"),
         (["run", "--help"], "--model_args"),
-        (["ls", "tasks"], "lc_passkey_1k"),
+        pytest.param(["ls", "tasks"], "lc_passkey_1k", marks=pytest.mark.slow),  # full index
         (["tasks"], "lc_niah_single"),
         (["tasks", "--names"], "lc_suite_1m"),
     ],
@@ -58,6 +59,7 @@ def test_stock_lm_eval_finds_our_tasks_with_include_path():
     assert "lc_passkey_1k" in out.stdout
 
 
+@pytest.mark.slow  # lm-eval's full index; test_adapter_cli runs a user's tasks beside ours
 def test_user_include_path_works_beside_ours(tmp_path):
     (tmp_path / "my_task.yaml").write_text(
         "task: my_own_probe_task\n"

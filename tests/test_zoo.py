@@ -86,7 +86,8 @@ def test_unknown_short_name_gets_one_line_naming_the_known_ones():
         zoo.path("tiny-gpt")
 
 
-@pytest.mark.parametrize("name", BUNDLED)
+@pytest.mark.parametrize("name", [pytest.param("tiny-llama"),  # one fast path; both slow
+                                  pytest.param("tiny-mamba2", marks=pytest.mark.slow)])
 def test_stock_hf_finds_the_pass_key_at_the_training_length(name, tmp_path):
     """All 100 docs of lc_passkey_1k through lm-eval's own `hf` model, loaded by path."""
     import lc_tasks
