@@ -150,6 +150,9 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
     load_s = time.perf_counter() - start
     call(lm, request(WARMUP_TOKENS))  # one-time costs: thread pools, kernel builds
     rss_before = peak_rss_mb()
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     inst = request(n_tokens)
     start = time.perf_counter()
     out = call(lm, inst)
@@ -161,6 +164,7 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         **dict(zip(("params", "params_nonembedding"),
                    lm.n_params() if model == "rwkv_pkg" else n_params(lm))),
         "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
+        **({"cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}),
         **({"loglikelihood": float(out[0][0])} if mode == "loglikelihood" else {}),
     }
 
