@@ -222,6 +222,13 @@ class LongContextLM(HFLM):
             store.commit()
 
     # ------------------------------------------------------------ scoring
+    def _new_state(self, batch_size: int, n_tokens: int):
+        """An empty state for rows of at most ``n_tokens`` tokens, context and continuation
+        together (lc_hf knows every request's length first: KV caches are allocated once)."""
+        state = self.runner.new_state(batch_size)
+        state.reserve(n_tokens)
+        return state
+
     def _score(self, rows, targets, state) -> list[tuple[float, bool]]:
         """Sum of log p(targets[i][t] | rows[i][: t + 1]) for every row, and whether
         every target token is the argmax, feeding ``rows`` after ``state``."""
@@ -265,7 +272,8 @@ class LongContextLM(HFLM):
             ends = feed(
                 self.runner,
                 [list(c[:-1]) for c in batch],
-                self.runner.new_state(len(batch)),
+                self._new_state(len(batch), max(len(c) + max(len(requests[i][2]) for i in
+                                                by_context[c]) for c in batch)),
                 self.chunk_size,
                 keep_states=True,
                 progress=self._progress,
@@ -297,7 +305,8 @@ class LongContextLM(HFLM):
         for first in range(0, len(order), self.batch_size):
             batch = order[first : first + self.batch_size]
             rows = [[self.prefix_token_id, *docs[i][:-1]] for i in batch]
-            scores = self._score(rows, [docs[i] for i in batch], self.runner.new_state(len(batch)))
+            state = self._new_state(len(batch), max(len(row) for row in rows))
+            scores = self._score(rows, [docs[i] for i in batch], state)
             for i, (total, _) in zip(batch, scores):
                 totals[i] = total
                 self._remember("loglikelihood_rolling", requests[i].args, total)
@@ -376,7 +385,7 @@ class LongContextLM(HFLM):
                 ends = feed(
                     self.runner,
                     [prompts[i] for i in batch],
-                    self.runner.new_state(len(batch)),
+                    self._new_state(len(batch), max(lengths[i] for i in batch)),
                     self.chunk_size,
                     keep_states=True,
                     keep_last_logits=True,

@@ -69,6 +69,10 @@ class State(ABC):
         """An independent copy (a snapshot that later prefills leave untouched)."""
         return self.select(range(self.batch_size))
 
+    def reserve(self, n_tokens: int) -> None:
+        """A hint: no row will hold more than ``n_tokens`` tokens. KV caches may then allocate
+        once instead of growing chunk by chunk; states of a fixed size ignore it."""
+
     @abstractmethod
     def nbytes(self) -> int:
         """Bytes held by the state's tensors (KV caches grow, recurrent states do not)."""
@@ -133,6 +137,11 @@ class CacheState(State):
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in _tensors(self.cache.layers))
 
+    def reserve(self, n_tokens: int) -> None:
+        from lc_models import kv_cache
+
+        kv_cache.reserve(self.cache, n_tokens)
+
 
 def _tensors(obj, seen=None):
     """Every tensor reachable from ``obj`` through lists, tuples, dicts and attributes."""
@@ -188,7 +197,11 @@ class CacheRunner(Runner):
         self._cache_class = DynamicCache
 
     def new_state(self, batch_size: int) -> CacheState:
-        return CacheState(self._cache_class(config=self.model.config), 0, batch_size)
+        from lc_models import kv_cache
+
+        cache = self._cache_class(config=self.model.config)
+        kv_cache.use_reserved_layers(cache)  # its attention layers can be allocated once
+        return CacheState(cache, 0, batch_size)
 
     def extra_kwargs(self, input_ids, state) -> dict:
         """More forward kwargs for this chunk (architecture modules override it)."""

@@ -1,0 +1,69 @@
+"""The reserved KV layer (lc_models/kv_cache.py) against transformers' DynamicLayer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+from transformers.cache_utils import DynamicLayer
+
+from lc_models.kv_cache import ReservedLayer
+from lc_models.prefill import feed
+from lc_models.state import CacheRunner
+
+
+def _chunks(seed=0, sizes=(5, 1, 7, 3)):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(2, 3, t, 4, generator=g), torch.randn(2, 3, t, 4, generator=g))
+            for t in sizes]
+
+
+@pytest.mark.parametrize("capacity", [0, 10, 16, 64])
+def test_it_returns_what_dynamic_layer_returns(capacity):
+    """Under, at and over the reservation: the same keys and values after every chunk."""
+    ours, theirs = ReservedLayer(capacity), DynamicLayer()
+    for k, v in _chunks():
+        for a, b in zip(ours.update(k, v), theirs.update(k, v)):
+            assert torch.equal(a, b)
+        assert ours.get_seq_length() == theirs.get_seq_length()
+        assert ours.get_mask_sizes(3) == theirs.get_mask_sizes(3)
+
+
+def test_a_reservation_is_allocated_once_and_written_in_place():
+    layer = ReservedLayer(16)
+    pointers = set()
+    for k, v in _chunks():
+        keys, _ = layer.update(k, v)
+        pointers.add(keys.data_ptr())
+        assert keys._base.shape[-2] == 16
+    assert len(pointers) == 1  # one buffer for all 16 positions
+
+
+def test_a_snapshot_never_writes_into_its_parents_buffer():
+    parent = ReservedLayer(32)
+    (k0, v0), (k1, v1), (k2, v2) = _chunks(sizes=(6, 4, 4))[:3]
+    parent.update(k0, v0)
+    child = ReservedLayer(32)
+    child.is_initialized, child.keys, child.values = True, parent.keys, parent.values
+    child.reorder_cache(torch.tensor([1, 0]))  # what CacheState.select does
+    child.update(k1, v1)
+    before = parent.keys.clone()
+    keys, _ = parent.update(k2, v2)
+    assert torch.equal(keys[..., :6, :], before)
+    assert torch.equal(keys[..., 6:, :], k2)  # not the child's k1
+    assert torch.equal(child.keys[..., 6:, :], k1)
+    assert torch.equal(child.keys[..., :6, :], before[[1, 0]])
+
+
+def test_chunked_prefill_with_a_reservation_equals_the_full_forward(tiny_model):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("llama")).eval()
+    runner = CacheRunner(model)
+    ids = [[5 + (i * 7) % 90 for i in range(50)]]
+    with torch.no_grad():
+        full = model(torch.tensor(ids)).logits[0]
+    chunks = []
+    state = runner.new_state(1)
+    state.reserve(50)
+    feed(runner, ids, state, chunk_size=7, on_chunk=lambda rows, start, lg: chunks.append(lg))
+    assert isinstance(state.cache.layers[0], ReservedLayer)
+    assert (torch.cat(chunks, 1)[0] - full).abs().max() < 1e-4
