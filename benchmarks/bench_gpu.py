@@ -15,15 +15,13 @@ lengths are reported as skipped. Results go to ``<out>/gpu.json`` and ``<out>/gp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_prefill import child, loadavg, machine, sweep
+from bench_prefill import child, finish, loadavg, machine, sweep
 from configs import description
 
 DEFAULT_LENGTHS = [4096, 8192, 16384, 32768, 65536]
@@ -90,13 +88,7 @@ def main(argv=None) -> None:
             results["runs"][f"{name}/{dtype}"] = {
                 model: sweep("loglikelihood", f"{model}:{extra}", path, lengths, opts)
                 for model in MODELS}
-    results["load_end"] = loadavg()
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / "gpu.json").write_text(json.dumps(results, indent=2))
-    text = markdown(results)
-    (opts.out / "gpu.md").write_text(text)
-    print(text)
+    finish(results, opts.out, "gpu", markdown)
 
 
 if __name__ == "__main__":

@@ -289,12 +289,17 @@ def main(argv=None) -> None:
             if not opts.no_passkey and model != "rwkv_pkg":
                 res["generate"][model] = passkey(model, path, res["loglikelihood"][model], opts)
         results["configs"][name] = res
+    finish(results, opts.out, "prefill", markdown)
+
+
+def finish(results: dict, out: Path, stem: str, to_markdown) -> None:
+    """Stamp the end of a run, write ``<out>/<stem>.json`` and ``.md``, print the Markdown."""
     results["load_end"] = loadavg()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / "prefill.json").write_text(json.dumps(results, indent=2))
-    text = markdown(results)
-    (opts.out / "prefill.md").write_text(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
+    text = to_markdown(results)
+    (out / f"{stem}.md").write_text(text)
     print(text)
 
 
