@@ -6,9 +6,10 @@ allocator's slack). lc_hf knows each request's final length before it starts, so
 :class:`ReservedLayer` keeps its keys and values in one buffer of that many positions and
 writes each chunk into place; ``keys``/``values`` are views of the filled prefix, so
 everything that reads a ``DynamicLayer`` (masks, ``get_seq_length``, attention) sees the
-same tensors. Anything that replaces ``keys`` (``reorder_cache`` for a snapshot, ``crop``)
-leaves a tensor that is not a prefix of the buffer; the next ``update`` then copies it into a
-fresh buffer, so a snapshot never writes into its parent's memory.
+same tensors. ``reorder_cache`` (what a snapshot does) leaves a fresh tensor that is not a
+prefix of the buffer; the next ``update`` then copies it into a new buffer, so a snapshot never
+writes into its parent's memory. (``crop`` keeps a prefix view, so a later update overwrites
+tensors taken before the crop; lc_hf never crops.)
 
 Without a reservation (``capacity`` 0), or past it, it grows to exactly what is needed, one
 copy per chunk, as ``DynamicLayer`` does.
