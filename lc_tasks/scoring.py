@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from lc_tasks.families import FAMILIES
+
 __all__ = ["clean", "first_integer_match", "process_results", "string_match_all",
            "string_match_part"]
 
@@ -63,6 +65,6 @@ def process_results(doc: dict, results: list[str]) -> dict[str, float]:
     prediction = results[0] if results else ""
     if doc["family"] == "passkey":
         return {"acc": first_integer_match(prediction, doc["outputs"][0])}
-    if doc["family"].startswith("qa_"):
+    if FAMILIES[doc["family"]].kind == "qa":
         return {"acc": string_match_part(prediction, doc["outputs"])}
     return {"acc": string_match_all(prediction, doc["outputs"])}
