@@ -1,23 +1,27 @@
 """The task families and lengths: every variant is a row of data, not code.
 
-One generator per *kind* (``passkey``, ``niah``, ``vt``, ``cwe``, ``fwe``)
-reads its family's ``params``. The YAML task files, the READMEs and the
+One generator per *kind* (``passkey``, ``niah``, ``vt``, ``cwe``, ``fwe``, ``qa``,
+``kvrecall``, ``ppl``) reads its family's ``params``. The YAML task files, the READMEs and the
 sizing all read ``max_gen_toks`` and ``until`` from here, so they agree.
 
 >>> FAMILIES["niah_multikey"].ruler, FAMILIES["niah_multikey"].params["num_keys"]
 ('niah_multikey_1', 4)
 >>> task_name("passkey", 4096)
 'lc_passkey_4k'
+>>> pair_task_name(4096, 16), position_buckets(4096)
+('lc_kvrecall_4k_p016', [(0, 1024), (1024, 2048), (2048, 4096)])
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "GROUPS", "LENGTHS", "RULER13", "SUITE", "Family",
-           "length_label", "task_name"]
+__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "GROUPS", "LENGTHS", "PAIR_SWEEPS", "READ_TWICE_KINDS",
+           "RULER13", "SUITE", "Family", "bucket_label", "length_label", "pair_task_name",
+           "position_buckets", "task_name"]
 
 # Label -> tokens of the model's own tokenizer (k = 1024, m = 1048576).
 LENGTHS: dict[str, int] = {
@@ -32,13 +36,19 @@ DEFAULT_DEPTHS: tuple[float, ...] = tuple(float(d) for d in range(0, 101, 10))
 @dataclass(frozen=True)
 class Family:
     name: str
-    kind: str  # which generator: passkey | niah | vt | cwe | fwe
+    kind: str  # which generator: passkey | niah | vt | cwe | fwe | qa | kvrecall | ppl
     ruler: str | None  # the RULER task it reproduces
     summary: str
-    max_gen_toks: int
+    max_gen_toks: int  # 0: the family scores log-likelihoods and generates nothing
     until: tuple[str, ...] = ()
     haystack: str | None = None  # default haystack; None: the family has its own
     params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    num_samples: int = 100  # docs per task unless --metadata num_samples says otherwise
+
+    @property
+    def output_type(self) -> str:
+        """lm-eval's request type of the family's tasks."""
+        return "loglikelihood" if self.kind == "ppl" else "generate_until"
 
 
 def _niah(name: str, ruler: str, summary: str, haystack: str, **params: Any) -> Family:
@@ -78,6 +88,15 @@ _ROWS = [
     Family("qa_hotpot", "qa", "qa_2", "multi-hop question answering: the gold HotpotQA "
            "paragraphs at the depth among distractors (needs the HotpotQA dev set)",
            max_gen_toks=32, params=MappingProxyType({"dataset": "hotpotqa"})),
+    Family("kvrecall", "kvrecall", None,
+           "associative recall: num_pairs key -> number pairs spread through noise, "
+           "num_queries of them asked (Zoology's MQAR in words)",
+           max_gen_toks=48, haystack="noise",
+           params=MappingProxyType({"num_pairs": 16, "num_queries": 1, "value_digits": 4})),
+    Family("ppl", "ppl", None,
+           "loss by position: the per-token negative log-likelihood of whole documents in "
+           "log-spaced position buckets (0-1k, 1k-2k, 2k-4k, ...)",
+           max_gen_toks=0, haystack="prose", num_samples=20),
 ]
 
 FAMILIES: dict[str, Family] = {f.name: f for f in _ROWS}
@@ -91,6 +110,18 @@ RULER13: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None)
 GROUPS: dict[str, tuple[str, ...]] = {"suite": SUITE, "ruler": RULER13}
 
 
+# Retrieval families whose prompts can be read twice (options query_first, repeat_context).
+READ_TWICE_KINDS: tuple[str, ...] = ("passkey", "niah", "vt", "kvrecall")
+
+# The pair-count sweeps of lc_kvrecall: length label -> pair counts, powers of 2 up to one pair
+# per 32 tokens (a pair line is 10-20 tokens of a BPE tokenizer; ``lc_kvrecall_<len>_p<pairs>``;
+# the length sweep at the default pair count is ``lc_kvrecall_<len>``).
+PAIR_SWEEPS: dict[str, tuple[int, ...]] = {
+    label: tuple(2**i for i in range(21) if 2**i <= LENGTHS[label] // 32)
+    for label in ("1k", "4k", "16k")
+}
+
+
 def length_label(tokens: int) -> str:
     """``4096 -> '4k'`` for the lengths in ``LENGTHS``."""
     for label, value in LENGTHS.items():
@@ -102,3 +133,27 @@ def length_label(tokens: int) -> str:
 def task_name(family: str, tokens: int) -> str:
     """Task name of a family at a length, e.g. ``lc_niah_single_128k``."""
     return f"lc_{family}_{length_label(tokens)}"
+
+
+def pair_task_name(tokens: int, pairs: int) -> str:
+    """Task name of a kvrecall pair-count sweep point, e.g. ``lc_kvrecall_4k_p016``: the count
+    is zero-padded to the width of the sweep's largest, so lm-eval's table (sorted by name)
+    lists a sweep in numeric order."""
+    width = len(str(max(tokens // 32, 1)))
+    return f"lc_kvrecall_{length_label(tokens)}_p{pairs:0{width}d}"
+
+
+def position_buckets(tokens: int) -> list[tuple[int, int]]:
+    """The log-spaced position buckets of ``lc_ppl`` at a length: ``[0, 1k)``, then doublings.
+
+    >>> position_buckets(1024), len(position_buckets(1 << 20))
+    ([(0, 1024)], 11)
+    """
+    edges = [0, *(1024 << i for i in range(20) if (1024 << i) < tokens), tokens]
+    return list(pairwise(edges))
+
+
+def bucket_label(start: int, end: int) -> str:
+    """``(1024, 2048) -> '1k-2k'``, the suffix of the bucket's metric (``nll_1k-2k``)."""
+    short = {0: "0", **{v: k for k, v in LENGTHS.items()}}
+    return f"{short.get(start, start)}-{short.get(end, end)}"

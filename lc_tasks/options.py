@@ -17,18 +17,18 @@ lc_tasks.errors.UsageError: unknown option 'hops' (did you mean 'num_hops'?); th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from lc_tasks.errors import UsageError, closest
-from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, Family
+from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, READ_TWICE_KINDS, Family
 
 __all__ = ["OPTIONS", "TaskSpec", "check_option_names", "task_spec"]
 
 # Option -> help text; the README's option table is written from this.
 OPTIONS: dict[str, str] = {
-    "num_samples": "docs per task (default 100)",
+    "num_samples": "docs per task (default 100; lc_ppl 20)",
     "seed": "base seed; every doc derives its own from it (default 42)",
     "depths": "needle depths in percent: a list, a count of evenly spaced levels, "
               "or a string like '0 25 50' (default 11 levels, 0..100)",
@@ -43,7 +43,17 @@ OPTIONS: dict[str, str] = {
     "squad": "qa_squad: the SQuAD v2 dev set, a path of dev-v2.0.json or hf:rajpurkar/squad_v2",
     "hotpotqa": "qa_hotpot: the HotpotQA dev-distractor set, a path of "
                 "hotpot_dev_distractor_v1.json or hf:hotpotqa/hotpot_qa:distractor",
+    "num_pairs": "kvrecall: key -> value pairs in the context (default 16; the "
+                 "lc_kvrecall_<len>_p<N> tasks fix it to N)",
+    "num_queries": "kvrecall: pairs asked for, all answers expected (default 1, at most 8)",
+    "distances": "kvrecall: instead of depths, tokens between the asked pair and the question: "
+                 "a list or a string like '100 1000' (docs cycle through them)",
+    "query_first": "retrieval families: true puts the question before the context too "
+                   "(read-twice prompting; default false)",
+    "repeat_context": "retrieval families: the context appears this many times, the whole "
+                      "prompt still sized to the length (default 1)",
 }
+MAX_QUERIES = 8  # kvrecall: what max_gen_toks leaves room for
 # Keys that reach the tasks beside the options: the tokenizer, and model arguments of lm-eval's
 # models (lm-eval merges --model_args into the metadata). They are never "misspelt options".
 NOT_OPTIONS = frozenset({
@@ -85,6 +95,9 @@ class TaskSpec:
     reserve: int = 0
     qa_source: str | None = None  # QA families: the dataset file or hf: name
     params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    distances: tuple[int, ...] | None = None  # kvrecall: tokens before the question
+    query_first: bool = False  # read-twice: the question before the context too
+    repeat_context: int = 1  # read-twice: copies of the context
 
     @property
     def info(self) -> Family:
@@ -125,8 +138,57 @@ def _depths(value: Any) -> tuple[float, ...]:
     return out
 
 
-def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
-    """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored)."""
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise UsageError(f"option {name}={value!r} must be true or false")
+
+
+def _distances(value: Any) -> tuple[int, ...]:
+    parts = re.split(r"[\s,;]+", value.strip("[]() ")) if isinstance(value, str) else (
+        value if isinstance(value, (list, tuple)) else [value])
+    out = tuple(_int("distances", p, 0) for p in parts if p != "")
+    if not out:
+        raise UsageError(f"option distances={value!r}: give one or more token counts, "
+                         "e.g. [100, 1000]")
+    return out
+
+
+def _kvrecall_params(params: dict, options: dict[str, Any], sweep_pairs: Any) -> None:
+    if sweep_pairs is not None:
+        fixed = _int("pairs", sweep_pairs, 1)
+        if options.get("num_pairs") is not None and _int("num_pairs", options["num_pairs"],
+                                                         1) != fixed:
+            raise UsageError(f"option num_pairs={options['num_pairs']!r} conflicts with this "
+                             f"task's {fixed} pairs; drop num_pairs, or run lc_kvrecall_<len> "
+                             "with it")
+        params["num_pairs"] = fixed
+    elif options.get("num_pairs") is not None:
+        params["num_pairs"] = _int("num_pairs", options["num_pairs"], 1)
+    if options.get("num_queries") is not None:
+        params["num_queries"] = _int("num_queries", options["num_queries"], 1)
+    if params["num_queries"] > min(params["num_pairs"], MAX_QUERIES):
+        raise UsageError(f"option num_queries={params['num_queries']} must be at most "
+                         f"num_pairs ({params['num_pairs']}) and at most {MAX_QUERIES}")
+
+
+def _read_twice(info: Family, options: dict[str, Any]) -> tuple[bool, int]:
+    query_first = _bool("query_first", options.get("query_first", False))
+    repeat = _int("repeat_context", options.get("repeat_context", 1), 1)
+    if (query_first or repeat > 1) and info.kind not in READ_TWICE_KINDS:
+        asked = "query_first" if query_first else "repeat_context"
+        raise UsageError(f"option {asked} applies to the retrieval families (passkey, niah_*, "
+                         f"vt, kvrecall), not to lc_{info.name}; drop it for this task")
+    return query_first, repeat
+
+
+def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: Any) -> TaskSpec:
+    """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored).
+
+    ``sweep_pairs`` comes from the YAML of a ``lc_kvrecall_<len>_p<N>`` task, not the user.
+    """
     if family not in FAMILIES:
         raise UsageError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     check_option_names(options)
@@ -137,6 +199,12 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
         for key in ("num_hops", "num_chains"):
             if options.get(key) is not None:
                 params[key] = _int(key, options[key], 1)
+    distances = None
+    if info.kind == "kvrecall":
+        _kvrecall_params(params, options, sweep_pairs)
+        if options.get("distances") is not None:
+            distances = _distances(options["distances"])
+    query_first, repeat = _read_twice(info, options)
     haystack = options.get("haystack")
     if haystack is not None and not isinstance(haystack, str):
         raise UsageError(f"option haystack={haystack!r} must be a string: 'noise', 'prose', a "
@@ -144,7 +212,7 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
     spec = TaskSpec(
         family=family,
         length=length,
-        num_samples=_int("num_samples", options.get("num_samples", 100), 1),
+        num_samples=_int("num_samples", options.get("num_samples", info.num_samples), 1),
         depths=_depths(options["depths"]) if options.get("depths") is not None
         else DEFAULT_DEPTHS,
         haystack=haystack,
@@ -153,7 +221,16 @@ def task_spec(family: str, length: int, **options: Any) -> TaskSpec:
         reserve=_int("reserve", options.get("reserve", 0), 0),
         qa_source=_qa_source(info, options),
         params=MappingProxyType(params),
+        distances=distances,
+        query_first=query_first,
+        repeat_context=repeat,
     )
+    if distances is not None:  # the asked pair's depth: that many tokens before the end
+        if options.get("depths") is not None:
+            raise UsageError("options depths and distances both place the asked pair; give "
+                             "one of them")
+        spec = replace(spec, depths=tuple(round(100 * max(0.0, 1 - d / max(spec.budget, 1)), 4)
+                                          for d in distances))
     if spec.budget < 1:
         raise UsageError(
             f"lc_{family} at {length} tokens leaves no room for a prompt after "

@@ -36,7 +36,12 @@ def render(family: str, **variables: Any) -> str:
 
 
 def split_template(family: str, **variables: Any) -> tuple[str, str]:
-    """``(head, tail)``: the prompt is ``head + context + tail``."""
+    """``(head, tail)``: the prompt is ``head + context + tail``.
+
+    ``query_first`` (default false): the retrieval templates put their question before the
+    context too.
+    """
+    variables.setdefault("query_first", False)
     text = render(family, context=_SLOT, **variables)
     if text.count(_SLOT) != 1:
         raise ValueError(f"template {family}.jinja must use {{{{ context }}}} exactly once")

@@ -2,13 +2,20 @@
 
 * passkey: 1 if the first integer in the output equals the key (landmark attention);
 * QA families: RULER's string-match-part, 1 if any gold answer is in the output;
-* every other family: RULER's string-match-all, the fraction of expected
-  strings found in the output, case-insensitive.
+* every other generating family (kvrecall too): RULER's string-match-all, the fraction of
+  expected strings found in the output, case-insensitive;
+* ppl: no ``acc``; the negative log-likelihood per token of each position bucket
+  (``nll_<bucket>``, e.g. ``nll_1k-2k``) and of the whole document (``nll``), in nats,
+  aggregated over the documents by :func:`token_mean`.
 
 >>> process_results({"family": "passkey", "outputs": ["12345"]}, [" 12345. Remember it."])
 {'acc': 1.0}
 >>> process_results({"family": "niah_multivalue", "outputs": ["11", "22"]}, ["11 and 33"])
 {'acc': 0.5}
+>>> buckets = [{"label": "0-1k", "start": 1, "end": 1024}, {"label": "1k-2k", "start": 1024,
+...            "end": 2000}]
+>>> process_results({"family": "ppl", "buckets": buckets}, [(-2046.0, False), (-976.0, False)])
+{'nll_0-1k': (2046.0, 1023), 'nll_1k-2k': (976.0, 976), 'nll': (3022.0, 1999)}
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Sequence
 from lc_tasks.families import FAMILIES
 
 __all__ = ["clean", "first_integer_match", "process_results", "string_match_all",
-           "string_match_part"]
+           "string_match_part", "token_mean"]
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _INTEGER = re.compile(r"\d+")
@@ -60,8 +67,29 @@ def first_integer_match(prediction: str, key: str) -> float:
     return float(found is not None and found.group() == key)
 
 
-def process_results(doc: dict, results: list[str]) -> dict[str, float]:
-    """lm-eval hook: ``results`` holds the one generation for ``doc``."""
+def token_mean(items: Sequence[tuple[float, int]]) -> float:
+    """lm-eval aggregation of ``(nll, tokens)`` pairs: nats per token over all of them.
+
+    >>> token_mean([(10.0, 4), (2.0, 2)])
+    2.0
+    """
+    tokens = sum(n for _, n in items)
+    return sum(nll for nll, _ in items) / tokens if tokens else float("nan")
+
+
+def _position_loss(doc: dict, results: Sequence[tuple[float, bool]]) -> dict:
+    out: dict = {}
+    for bucket, (loglikelihood, _) in zip(doc["buckets"], results, strict=True):
+        out[f"nll_{bucket['label']}"] = (-float(loglikelihood), bucket["end"] - bucket["start"])
+    out["nll"] = (sum(v[0] for v in out.values()), sum(v[1] for v in out.values()))
+    return out
+
+
+def process_results(doc: dict, results: list) -> dict:
+    """lm-eval hook: ``results`` holds the one generation for ``doc`` (``lc_ppl``: one
+    ``(loglikelihood, is_greedy)`` per position bucket)."""
+    if FAMILIES[doc["family"]].kind == "ppl":
+        return _position_loss(doc, results)
     prediction = results[0] if results else ""
     if doc["family"] == "passkey":
         return {"acc": first_integer_match(prediction, doc["outputs"][0])}

@@ -27,11 +27,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lc_tasks.errors import UsageError
+
 __all__ = ["Encoded", "Fit", "SizingError", "TokenCounter", "fit_to_length"]
 
 
-class SizingError(ValueError):
-    """The prompt cannot be made to fit the requested length."""
+class SizingError(UsageError):
+    """The prompt cannot be made to fit the requested length (a user error: ask for a longer
+    length, or fewer needles)."""
 
 
 @dataclass

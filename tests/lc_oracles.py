@@ -29,6 +29,12 @@ def _niah(text: str, query: str) -> str:
     return " " + " ".join(values) if values else " none"
 
 
+def _kvrecall(text: str) -> str:
+    asked = re.findall(r"\nWhat (?:is|are) the numbers? of (.+?)(?:, in that order)?\? The", text)[-1]
+    pairs = dict(re.findall(r"The number of ([a-z]+-[a-z]+) is (\d+)\.", text))
+    return " " + ", ".join(pairs.get(key, "?") for key in re.split(r", and |, ", asked))
+
+
 def _vt(text: str) -> str:
     main = text.split("Memorize and track the chain(s) of variable assignment")[-1]
     value = re.findall(r"assigned the value (\d+) in the text above", main)[-1]
@@ -77,6 +83,8 @@ def answer(prompt: str) -> str:
         query = re.findall(r"special magic \w+ for (.+?) mentioned in the provided text",
                            prompt)[-1]
         return _niah(prompt, query)
+    if re.search(r"The numbers? of [a-z, -]+ (?:is|are)\Z", prompt):
+        return _kvrecall(prompt)
     if "variables are assigned the value" in prompt[-300:]:
         return _vt(prompt)
     if "most common words in the above list?" in prompt[-300:]:

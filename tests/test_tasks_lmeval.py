@@ -21,7 +21,17 @@ from lm_eval.tasks import TaskManager
 
 import lc_tasks
 from lc_models.tiny import build_tokenizer
-from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, LENGTHS, RULER13, SUITE
+from lc_tasks.families import (
+    DEFAULT_DEPTHS,
+    FAMILIES,
+    LENGTHS,
+    PAIR_SWEEPS,
+    RULER13,
+    SUITE,
+    pair_task_name,
+)
+
+GENERATING = [f for f, info in FAMILIES.items() if info.output_type == "generate_until"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +52,9 @@ def run(tm: TaskManager, model, tasks, **kw):
 
 def test_every_family_at_every_length_is_listed(index):
     expected = {f"lc_{f}_{label}" for f in FAMILIES for label in LENGTHS}
-    assert expected <= set(index.all_subtasks)
-    assert len(expected) == 14 * 11
+    sweeps = {pair_task_name(LENGTHS[label], n) for label, ns in PAIR_SWEEPS.items() for n in ns}
+    assert expected | sweeps <= set(index.all_subtasks)
+    assert len(expected) == 16 * 11 and len(sweeps) == 24
     assert {f"lc_{g}_{label}" for g in ("suite", "ruler") for label in LENGTHS} == set(
         index.all_groups)
 
@@ -51,7 +62,7 @@ def test_every_family_at_every_length_is_listed(index):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_group_names_do_not_match_family_globs(family, index):
     assert not fnmatch.filter(index.all_groups, f"lc_{family}_*")
-    assert len(index.match_tasks([f"lc_{family}_*"])) == 11
+    assert len(index.match_tasks([f"lc_{family}_*[km]"])) == 11  # the length sweep
 
 
 @pytest.mark.parametrize("group, members, count", [("suite", SUITE, 11), ("ruler", RULER13, 13)])
@@ -83,8 +94,9 @@ def char_dir(tokenizer_dir):
     "kind,label", [("char", "1k"), ("bpe", "4k")], ids=["char-1k", "bpe-4k"])
 def test_oracle_scores_one_on_every_family(kind, label, tokenizer_dir, qa_options):
     tm = manager(tokenizer=str(tokenizer_dir(kind)), num_samples=11, **qa_options)
-    res = run(tm, OracleLM(), [f"lc_passkey_{label}", f"lc_ruler_{label}"])["results"]
-    for family in FAMILIES:
+    res = run(tm, OracleLM(), [f"lc_passkey_{label}", f"lc_kvrecall_{label}",
+                               f"lc_ruler_{label}"])["results"]
+    for family in GENERATING:
         name = f"lc_{family}_{label}"
         assert res[name]["acc,none"] == 1.0, (name, res[name])
     assert res[f"lc_ruler_{label}"]["acc,none"] == 1.0
@@ -100,7 +112,7 @@ def test_limit_spans_every_depth(char_dir):
 
 
 @pytest.mark.parametrize("family", ["passkey", "niah_single", "niah_prose", "niah_needles",
-                                    "niah_multikey"])
+                                    "niah_multikey", "kvrecall"])
 def test_window_model_finds_needles_only_inside_its_window(family, char_dir):
     window = 2048
     tm = manager(tokenizer=char_dir, num_samples=22)

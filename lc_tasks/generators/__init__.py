@@ -29,10 +29,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from lc_tasks.generators import cwe, fwe, niah, passkey, qa, vt
+from lc_tasks.generators import cwe, fwe, kvrecall, niah, passkey, ppl, qa, vt
 from lc_tasks.generators.common import Built, doc_seed
 from lc_tasks.options import TaskSpec
-from lc_tasks.sizing import TokenCounter
+from lc_tasks.sizing import SizingError, TokenCounter
 
 __all__ = ["GENERATORS", "VERSION", "generate"]
 
@@ -48,6 +48,8 @@ GENERATORS = {
     "cwe": cwe.Generator,
     "fwe": fwe.Generator,
     "qa": qa.Generator,
+    "kvrecall": kvrecall.Generator,
+    "ppl": ppl.Generator,
 }
 
 
@@ -56,6 +58,8 @@ def _check(spec: TaskSpec, built: Built) -> None:
     limit = spec.length - spec.info.max_gen_toks - spec.reserve
     if built.n_tokens > limit:
         raise AssertionError(f"lc_{spec.family}: {built.n_tokens} prompt tokens exceed {limit}")
+    if spec.info.kind == "ppl":  # no answers: the document itself is scored
+        return
     # a QA answer need not be in the prompt (HotpotQA's yes/no); its generator checks that
     # the gold documents are
     missing = [o for o in built.outputs if o not in built.prompt and spec.info.kind != "qa"]
@@ -122,7 +126,14 @@ def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = Fa
 
 def _build(spec: TaskSpec, gen, seed: int, i: int) -> dict:
     s = doc_seed(seed, spec.family, spec.length, i)
-    built = gen.doc(random.Random(s), spec.depths[i % len(spec.depths)])
+    try:
+        built = gen.doc(random.Random(s), spec.depths[i % len(spec.depths)])
+    except SizingError as err:
+        if str(err).startswith("lc_"):
+            raise
+        fewer = " or fewer pairs (num_pairs)" if spec.info.kind == "kvrecall" else ""
+        raise SizingError(f"lc_{spec.family} at {spec.length} tokens: {str(err).rstrip('.')}"
+                          f"{fewer}") from None
     _check(spec, built)
     return {
         "index": i,
@@ -134,4 +145,5 @@ def _build(spec: TaskSpec, gen, seed: int, i: int) -> dict:
         "seed": s,
         "input": built.prompt,
         "outputs": built.outputs,
+        **built.extra,
     }

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from lc_tasks import haystack as hs
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import Fit, TokenCounter, fit_to_length
 
-__all__ = ["Built", "HaystackChoice", "NeedleFitter", "choose_haystack", "doc_seed"]
+__all__ = ["COPY_SEP", "Built", "HaystackChoice", "NeedleFitter", "choose_haystack", "doc_seed"]
+
+# Between the copies of a context that is read twice (option repeat_context).
+COPY_SEP = "\n\n"
 
 # RULER's 40 depth levels; needles other than the one at the doc's depth go here.
 RULER_LEVELS: tuple[float, ...] = tuple(float(round(100 * i / 39)) for i in range(40))
@@ -27,6 +30,7 @@ class Built:
     n_tokens: int
     depth: float | list[float] | None
     positions: list[int]  # token index where each needle starts, same order as depth
+    extra: dict = field(default_factory=dict)  # family-specific record fields (e.g. distances)
 
 
 def doc_seed(seed: int, family: str, length: int, index: int) -> int:
@@ -74,12 +78,16 @@ class NeedleFitter:
 
     The prompt is ``head + haystack-with-needles + tail``. Depths are fractions
     of the haystack's tokens; each maps to the nearest unit start, so when the
-    haystack is cut shorter the needles move with it.
+    haystack is cut shorter the needles move with it. With ``repeat=k`` the
+    haystack-with-needles appears k times (joined by ``COPY_SEP``), the whole prompt
+    still within the budget; needle positions are those of the last copy, the one
+    the question follows.
     """
 
-    def __init__(self, counter: TokenCounter, budget: int):
+    def __init__(self, counter: TokenCounter, budget: int, repeat: int = 1):
         self.counter = counter
         self.budget = budget
+        self.repeat = repeat  # copies of the context (read-twice prompting), joined by COPY_SEP
         self.offset = 0.0  # last doc's estimate error: a good start for the next
         self._shared: dict[str, hs.Haystack] = {}
 
@@ -118,9 +126,10 @@ class NeedleFitter:
         """
         if units is not None:
             choice = HaystackChoice(choice.name, units, choice.sep, True)
-        fixed = self.counter.count(head + tail) + sum(
-            self.counter.piece_counts([f"\n{text}\n" for _, text in needles]))
-        want = self.budget * 1.1 + 64
+        fixed = self.counter.count(head + tail) + self.repeat * sum(
+            self.counter.piece_counts([f"\n{text}\n" for _, text in needles])) + (
+            self.repeat - 1) * self.counter.piece_counts([COPY_SEP])[0]
+        want = self.budget * 1.1 / self.repeat + 64
         hay, make = self._haystack(choice, rng, want)
         while True:
             fit = self._fit_in(hay, head, tail, needles, choice.sep, fixed)
@@ -137,7 +146,9 @@ class NeedleFitter:
         def build(n: int) -> tuple[str, list[int]]:
             placed = [(hay.boundary(n, frac), text) for frac, text in needles]
             body, offsets = hay.render(n, placed, sep=sep)
-            return head + body + tail, [len(head) + o for o in offsets]
+            last = len(head) + (self.repeat - 1) * (len(body) + len(COPY_SEP))  # last copy
+            return head + COPY_SEP.join([body] * self.repeat) + tail, [last + o for o in offsets]
 
-        return fit_to_length(build, lambda n: fixed + hay.cum[n], budget=self.budget, n_min=0,
-                             n_max=len(hay), counter=self.counter, offset=self.offset)
+        return fit_to_length(build, lambda n: fixed + self.repeat * hay.cum[n],
+                             budget=self.budget, n_min=0, n_max=len(hay), counter=self.counter,
+                             offset=self.offset)

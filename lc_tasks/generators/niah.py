@@ -73,7 +73,7 @@ class Generator:
     def __init__(self, spec: TaskSpec, counter: TokenCounter):
         self.spec = spec
         self.p = spec.info.params
-        self.fitter = NeedleFitter(counter, spec.budget)
+        self.fitter = NeedleFitter(counter, spec.budget, repeat=spec.repeat_context)
         self.needle_haystack = spec.info.haystack == "needles"
         if self.needle_haystack:
             # One needle per line, as in RULER; the lines are made per doc in doc().
@@ -98,7 +98,8 @@ class Generator:
         single = p["num_queries"] * p["num_values"] == 1
         query = asked[0] if len(asked) == 1 else ", ".join(asked[:-1]) + ", and " + asked[-1]
         head, tail = split_template(self.spec.family, single=single, query=query,
-                                    type_v=p["value"] + ("" if single else "s"))
+                                    type_v=p["value"] + ("" if single else "s"),
+                                    query_first=self.spec.query_first)
         units = None
         if self.needle_haystack:
             seed = rng.getrandbits(64)

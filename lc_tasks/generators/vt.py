@@ -49,8 +49,9 @@ def chains(rng: random.Random, num_chains: int, num_hops: int, name_len: int = 5
 class Generator:
     def __init__(self, spec: TaskSpec, counter: TokenCounter):
         self.spec = spec
-        self.fitter = NeedleFitter(counter, spec.budget)
-        # Its own fitter: its size differs, so its estimate corrections do too.
+        self.fitter = NeedleFitter(counter, spec.budget, repeat=spec.repeat_context)
+        # Its own fitter: its size differs, so its estimate corrections do too. The solved
+        # example stays as RULER writes it (read once, question last) whatever the options.
         self.example_fitter = NeedleFitter(counter, min(EXAMPLE_TOKENS, spec.budget // 2))
         self.choice = choose_haystack(spec, lines=True)
 
@@ -63,8 +64,10 @@ class Generator:
             needles += list(zip(fracs, lines))
         return needles
 
-    def _prompt_parts(self, value: str, num_v: int) -> tuple[str, str]:
-        return split_template(self.spec.family, query=value, num_v=num_v)
+    def _prompt_parts(self, value: str, num_v: int, query_first: bool = False
+                      ) -> tuple[str, str]:
+        return split_template(self.spec.family, query=value, num_v=num_v,
+                              query_first=query_first)
 
     def doc(self, rng: random.Random, depth: float | None = None) -> Built:
         hops, n_chains = self.spec.params["num_hops"], self.spec.params["num_chains"]
@@ -77,7 +80,8 @@ class Generator:
         example = ex_fit.prompt + " " + " ".join(ex[0][0])
 
         groups = chains(rng, n_chains, hops)
-        head, tail = self._prompt_parts(groups[0][1][0].split("= ")[-1], hops + 1)
+        head, tail = self._prompt_parts(groups[0][1][0].split("= ")[-1], hops + 1,
+                                        self.spec.query_first)
         needles = self._needles(rng, groups)
         fit, positions = self.fitter.fit(example + "\n\n" + head, tail, needles, self.choice, rng)
         return Built(fit.prompt, list(groups[0][0]), fit.n_tokens,
