@@ -42,9 +42,11 @@ from tqdm import tqdm
 from lc_models import models as own_models
 from lc_models.arch import runner_for
 from lc_models.args import check_model_args
+from lc_models.footprint import state_footprint
 from lc_models.generate import Sampler, check_gen_kwargs, decode
 from lc_models.lengths import built_for, learned_positions
 from lc_models.prefill import feed
+from lc_models.shared_prefix import RiderScores, plan_passes
 from lc_tasks.errors import UsageError
 from lc_tasks.tokenizer import UNLIMITED, local_path
 
@@ -162,6 +164,14 @@ class LongContextLM(HFLM):
                                      device=self._device)
         self._own.state = None  # the weights now live in the model
 
+    def get_model_info(self) -> dict:
+        """lm-eval's model info (recorded in the results' ``config``), plus the bytes of the
+        model's state for one row: ``lc_state_bytes`` (fixed: recurrent and conv states) and
+        ``lc_kv_bytes_per_token`` (growing: KV caches); ``lc-eval report`` shows them."""
+        info = super().get_model_info()
+        info.update(state_footprint(self.runner))
+        return info
+
     # ------------------------------------------------------------------ lengths
     @property
     def max_length(self) -> int:
@@ -250,46 +260,54 @@ class LongContextLM(HFLM):
         return list(zip(totals, greedy))
 
     def _loglikelihood_tokens(self, requests, disable_tqdm=False, override_bs=None):
-        """Score (context, continuation) token pairs: each distinct context is
-        prefilled once, its continuations are scored from copies of its state."""
+        """Score (context, continuation) token pairs in as few passes as shared prefixes allow
+        (``lc_models.shared_prefix``): each distinct context is prefilled once, its
+        continuations are scored from copies of its state, and requests whose whole tokens
+        are a longer context (``lc_ppl``'s position buckets) are scored inside its prefill."""
         for _, context, continuation in requests:
             if not context or not continuation:
                 raise UsageError("loglikelihood requests need a non-empty context and "
                                  "continuation")
         self._check_length([len(c) + len(t) - 1 for _, c, t in requests], "loglikelihood")
         log.info("lc_hf: computing %d loglikelihood requests", len(requests))
-        by_context: dict[tuple[int, ...], list[int]] = {}
-        for index, (_, context, _) in enumerate(requests):
-            by_context.setdefault(tuple(context), []).append(index)
-        contexts = sorted(by_context, key=len, reverse=True)
+        pairs = [(c, t) for _, c, t in requests]
+        passes = plan_passes(pairs)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         size = self.batch_size
-        weights = [len(c) + len(t) for _, c, t in requests]
+        weights = [len(c) + len(t) for c, t in pairs]
         bar = self._bar("loglikelihood", weights, disable_tqdm)
-        for first in range(0, len(contexts), size):
-            batch = contexts[first : first + size]
+
+        def finish(i: int, answer: tuple[float, bool]) -> None:
+            results[i] = answer
+            if requests[i][0] is not None:
+                self._remember("loglikelihood", requests[i][0], answer)
+            bar.update(weights[i])
+
+        for first in range(0, len(passes), size):
+            batch = passes[first : first + size]
+            riders = RiderScores([p.context for p in batch],
+                                 [[pairs[i] for i in p.riders] for p in batch])
             # state after context[:-1]; the last context token starts every continuation row
             ends = feed(
                 self.runner,
-                [list(c[:-1]) for c in batch],
-                self._new_state(len(batch), max(len(c) + max(len(requests[i][2]) for i in
-                                                by_context[c]) for c in batch)),
+                [list(p.context[:-1]) for p in batch],
+                self._new_state(len(batch), max(len(p.context) + max(len(pairs[i][1]) for i in
+                                                p.branches) for p in batch)),
                 self.chunk_size,
+                on_chunk=riders.on_chunk if riders.any else None,
                 keep_states=True,
                 progress=self._progress,
             )
-            for context, end in zip(batch, ends):
-                indices = by_context[context]
-                for sub in range(0, len(indices), size):
-                    group = indices[sub : sub + size]
-                    conts = [requests[i][2] for i in group]
-                    rows = [[context[-1], *cont[:-1]] for cont in conts]
+            for row, (pass_, end) in enumerate(zip(batch, ends)):
+                for i, answer in zip(pass_.riders, riders.results(row)):
+                    finish(i, answer)
+                for sub in range(0, len(pass_.branches), size):
+                    group = pass_.branches[sub : sub + size]
+                    conts = [pairs[i][1] for i in group]
+                    rows = [[pass_.context[-1], *cont[:-1]] for cont in conts]
                     scores = self._score(rows, conts, end.state.select([0] * len(group)))
                     for i, answer in zip(group, scores):
-                        results[i] = answer
-                        if requests[i][0] is not None:
-                            self._remember("loglikelihood", requests[i][0], answer)
-                        bar.update(weights[i])
+                        finish(i, answer)
         bar.close()
         return results
 

@@ -30,7 +30,7 @@ from lc_tasks.errors import UsageError, closest
 from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, task_name
 
 _REPO_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
-_NAME = re.compile(r"^lc_(?P<family>\w+?)_(?P<label>\d+[km])$")
+_NAME = re.compile(r"^lc_(?P<family>\w+?)_(?P<label>\d+[km])(?:_p(?P<pairs>\d+))?$")
 
 
 def declared_names(folder: str | Path) -> set[str]:
@@ -92,7 +92,8 @@ def _length_hint(entry: str) -> str | None:
 
 
 def family_lengths(names: list[str]) -> list[tuple[str, int]]:
-    """(family, length) of each of our task names; a suite group stands for all its families."""
+    """(family, length) of each of our task names; a suite group stands for all its families,
+    a kvrecall pair-sweep task (``lc_kvrecall_4k_p016``) for its family."""
     out = []
     for name in names:
         found = _NAME.match(name)

@@ -9,8 +9,15 @@ from lc_tasks.report.effective import RULER_THRESHOLD, EffectiveLength, effectiv
 from lc_tasks.report.load import Run, find_results_files, load_run
 from lc_tasks.report.merge import ModelRuns, merge_runs
 from lc_tasks.report.models import TrainingLength, display_names, training_length
-from lc_tasks.report.names import SUITE, family_order, length_label, parse_task
+from lc_tasks.report.names import (
+    SUITE,
+    family_order,
+    length_label,
+    parse_pair_task,
+    parse_task,
+)
 from lc_tasks.report.scores import Score, depth_scores, sort_scores, suite_means, task_scores
+from lc_tasks.report.state_study import StateStudy, collect
 
 
 @dataclass
@@ -32,11 +39,13 @@ class Report:
     models: list[ModelReport]
     scores: list[Score]  # sorted: model, family, length, depth
     families: list[str]  # shown, in table order ("suite" first when present)
-    summary_family: str  # the family of the summary table and headline effective length
+    summary_family: str | None  # the family of the summary table and headline effective
+    # length (None when the runs hold only the state-capacity tasks)
     threshold: float
     depth_step: float
     runs: list[Run]
     notes: list[str]
+    study: StateStudy = field(default_factory=StateStudy)  # the state-capacity tasks' numbers
 
     def curve(self, model: str, family: str) -> dict[int, float]:
         """length -> score (all depths) of one model on one family."""
@@ -96,7 +105,8 @@ def build_report(
         rows += task_scores(m.name, m.runs, notes)
     rows += suite_means(rows, notes)
     found = sorted({r.family for r in rows}, key=family_order)
-    if not found:
+    study = collect(models)
+    if not found and study.empty:
         tasks = sorted({t for r in runs for t in r.results})
         shown = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
         raise ValueError(
@@ -109,7 +119,7 @@ def build_report(
         rows += depth_scores(m.name, m.runs, set(shown_families), depth_step, notes)
     rows = sort_scores(rows, [m.name for m in models])
 
-    if summary_family is None:
+    if summary_family is None and shown_families:
         summary_family = SUITE if SUITE in shown_families else shown_families[0]
     elif summary_family not in shown_families:
         raise ValueError(
@@ -117,7 +127,7 @@ def build_report(
             f"families: {', '.join(shown_families)}"
         )
     report = Report(
-        models, rows, shown_families, summary_family, threshold, depth_step, runs, notes
+        models, rows, shown_families, summary_family, threshold, depth_step, runs, notes, study
     )
     for m in models:
         for family in shown_families:
@@ -144,7 +154,7 @@ def _other_tasks(m: ModelReport) -> None:
     """Scores of tasks that are not lc-eval's (a leaderboard's, say), as lm-eval recorded them."""
     in_groups = {sub for run in m.runs.runs for subs in run.groups.values() for sub in subs}
     for task, run in m.runs.task_run.items():  # in the order lm-eval recorded them
-        if parse_task(task) is not None:
+        if parse_task(task) is not None or parse_pair_task(task) is not None:
             continue
         metrics = [
             (key, value)

@@ -1,4 +1,5 @@
-"""PNG figures: score-vs-length curves comparing models, and depth x length heatmaps.
+"""PNG figures: line plots comparing models on a log2 axis (score against length, recall
+against pair count, loss against position), and depth x length heatmaps.
 
 Both draw with matplotlib's non-interactive Agg backend and write PNGs without a
 timestamp, so the same scores give the same files.
@@ -36,14 +37,42 @@ def plot_curves(
     curves: model -> {length: score}; training: model -> training length, drawn as a
     dotted vertical line in the model's colour; threshold: a grey dashed horizontal line.
     """
+    return plot_lines(
+        path, title, curves, training=training, threshold=threshold, ylim=(-3, 103),
+        xlabel="input length (tokens, log2 scale); dotted lines: training lengths",
+        ylabel="score (%)",
+    )
+
+
+def plot_lines(
+    path: Path,
+    title: str,
+    curves: dict[str, dict[int, float]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    training: dict[str, int | None] | None = None,
+    threshold: float | None = None,
+    ylim: tuple[float, float] | None = None,
+    tick_label=length_label,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """Lines against a log2 x axis, one per model (hollow markers of different shapes).
+
+    curves: model -> {x: y}; training: model -> training length, drawn as a dotted vertical
+    line in the model's colour; threshold: a grey dashed horizontal line; labels: model ->
+    legend text (default: the model and its training length); tick_label: x -> tick text.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=110)
-    lengths = sorted({n for c in curves.values() for n in c})
+    training = training or {}
+    xs_all = sorted({n for c in curves.values() for n in c})
     for i, (model, curve) in enumerate(curves.items()):
         color = f"C{i % 10}"
         xs = sorted(curve)
         train = training.get(model)
-        label = f"{model} (train {length_label(train)})" if train else model
+        label = (labels or {}).get(model) or (
+            f"{model} (train {length_label(train)})" if train else model)
         # Hollow markers of different shapes keep coinciding curves visible.
         ax.plot(
             xs, [curve[n] for n in xs], color=color, label=label, marker=_MARKERS[i % len(_MARKERS)],
@@ -51,7 +80,7 @@ def plot_curves(
         )  # fmt: skip
         if train:
             ax.axvline(train, color=color, linestyle=":", linewidth=1.5)
-            lengths = sorted({*lengths, train})
+            xs_all = sorted({*xs_all, train})
     if threshold is not None:
         ax.axhline(threshold, color="0.5", linestyle="--", linewidth=1)
         ax.annotate(
@@ -64,13 +93,14 @@ def plot_curves(
             fontsize=8,
         )
     ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [length_label(n) for n in lengths])
+    ax.set_xticks(xs_all, [tick_label(n) for n in xs_all])
     ax.minorticks_off()
-    if len(lengths) == 1:  # a single point: give the axis some width
-        ax.set_xlim(lengths[0] / 1.5, lengths[0] * 1.5)
-    ax.set_ylim(-3, 103)
-    ax.set_xlabel("input length (tokens, log2 scale); dotted lines: training lengths")
-    ax.set_ylabel("score (%)")
+    if len(xs_all) == 1:  # a single point: give the axis some width
+        ax.set_xlim(xs_all[0] / 1.5, xs_all[0] * 1.5)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)

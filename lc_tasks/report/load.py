@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# What lc_hf records of a model's state in the results' config (lc_models.footprint).
+STATE_KEYS = ("lc_state_bytes", "lc_kv_bytes_per_token")
 # Keys every lm-eval results file has besides "results" (see lm_eval.result_schema).
 _RESULTS_MARKERS = ("versions", "n-samples", "configs", "config", "group_subtasks")
 
@@ -32,6 +34,9 @@ class Run:
     limit: float | None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)  # --gen_kwargs: task overrides
     sample_files: dict[str, Path] = field(default_factory=dict)  # task -> samples_*.jsonl
+    # lc_hf's state bytes (``lc_state_bytes``, ``lc_kv_bytes_per_token``), when recorded
+    state_info: dict[str, float] = field(default_factory=dict)
+    variant: str = ""  # how the prompts were read: "", "query first", "context x2", ...
 
 
 def find_results_files(run_paths: list[str | Path]) -> list[Path]:
@@ -96,9 +101,33 @@ def load_run(path: Path) -> Run:
         n_samples=n_samples,
         limit=config.get("limit"),
         gen_kwargs=_parse_model_args(config.get("gen_kwargs")),
+        state_info={k: float(v) for k, v in config.items() if k in STATE_KEYS
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)},
+        variant=read_variant(data.get("configs") or {}),
     )
     run.sample_files = _sample_files(path, set(run.results) | set(data.get("configs") or {}))
     return run
+
+
+def read_variant(configs: dict[str, Any]) -> str:
+    """How a run's prompts were read, from its tasks' metadata (the read-twice options).
+
+    >>> read_variant({"lc_passkey_1k": {"metadata": {"query_first": True, "repeat_context": 2}}})
+    'query first, context x2'
+    >>> read_variant({"lc_passkey_1k": {"metadata": {"version": 1.0}}})
+    ''
+    """
+    for config in configs.values():
+        meta = (config or {}).get("metadata") or {} if isinstance(config, dict) else {}
+        query_first = str(meta.get("query_first", "")).lower() in ("true", "1")
+        try:
+            repeat = int(meta.get("repeat_context", 1))
+        except (TypeError, ValueError):
+            repeat = 1
+        parts = ["query first"] * query_first + [f"context x{repeat}"] * (repeat > 1)
+        if parts:
+            return ", ".join(parts)
+    return ""
 
 
 def read_samples(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:

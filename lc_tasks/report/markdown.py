@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from lc_tasks.report.build import ModelReport, Report
 from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
+from lc_tasks.report.state_study import format_bytes
 
 MISSING = "-"
 
@@ -36,18 +37,19 @@ def family_title(family: str) -> str:
 
 
 def render(report: Report, figures: dict[str, str]) -> str:
-    """The whole report. figures: figure key (``curves/<family>``, ``heatmap/<model>/<family>``)
-    -> file name relative to the report."""
-    parts = [
-        "# lc-eval report",
-        _intro(report),
-        "## Summary",
-        _summary(report),
-        "## Effective context length",
-        _effective(report),
-        "## Scores by family",
-        f"Each cell is lm-eval's `acc` of task `lc_<family>_<len>`, in percent; `{MISSING}`: not run.",
-    ]
+    """The whole report. figures: figure key (``curves/<family>``, ``heatmap/<model>/<family>``,
+    ``capacity/<length>``, ``loss``) -> file name relative to the report."""
+    parts = ["# lc-eval report", _intro(report)]
+    if report.families:
+        parts += [
+            "## Summary",
+            _summary(report),
+            "## Effective context length",
+            _effective(report),
+            "## Scores by family",
+            (f"Each cell is lm-eval's `acc` of task `lc_<family>_<len>`, in percent; "
+             f"`{MISSING}`: not run."),
+        ]
     for family in report.families:
         parts += [f"### {family_title(family)}", _length_table(report, family)]
         if f"curves/{family}" in figures:
@@ -65,6 +67,9 @@ def render(report: Report, figures: dict[str, str]) -> str:
             ),
             *depth,
         ]
+    study = _state_study(report, figures)
+    if study:
+        parts += ["## State capacity", study]
     other = _other_tasks(report)
     if other:
         parts += ["## Other lm-eval tasks", other]
@@ -204,6 +209,51 @@ def _other_tasks(report: Report) -> str:
         "recorded it (not rescaled).\n\n"
         + table(["task", "metric", *[m.name for m in models]], rows, left=2)
     )
+
+
+def _state_study(report: Report, figures: dict[str, str]) -> str:
+    """The "State capacity" section: state sizes, recall against pair count, loss by position."""
+    study, models = report.study, report.models
+    parts = []
+    if study.footprints:
+        rows = [[m.name, format_bytes(fp["lc_state_bytes"]),
+                 format_bytes(fp["lc_kv_bytes_per_token"])]
+                for m in models if (fp := study.footprints.get(m.name))]
+        parts += ["### State size", (
+            "Bytes of the state `lc_hf` carries for one sequence: the fixed part (recurrent and "
+            "conv states) and what each token adds (attention KV caches; a sliding window "
+            "stops growing at its width)."), table(["model", "fixed state", "per token"], rows)]
+    for length, by_model in study.capacity.items():
+        counts = sorted({n for curve in by_model.values() for n in curve})
+        rows = [[study.legend(m), *[percent(curve.get(n)) for n in counts]]
+                for m, curve in by_model.items()]
+        parts += [f"### Recall against pair count at {length_label(length)}",
+                  (f"`acc` of `lc_kvrecall_{length_label(length)}_p<N>` in percent: N key-number "
+                   "pairs in the context, one asked."),
+                  table(["model \\ pairs", *[str(n) for n in counts]], rows)]
+        if f"capacity/{length}" in figures:
+            parts.append(f"![recall against pair count at {length_label(length)}]"
+                         f"({figures[f'capacity/{length}']})")
+    if study.losses:
+        buckets = sorted({b for _, losses in study.losses.values() for b in losses})
+        rows = [[m, f"lc_ppl_{length_label(n)}", *[_nats(losses.get(b)) for b in buckets]]
+                for m, (n, losses) in study.losses.items()]
+        parts += ["### Loss by position",
+                  ("Negative log-likelihood per token (nats) of the tokens in each position "
+                   "bucket, with the whole document before them in view; each model's longest "
+                   "`lc_ppl` task. A loss that turns up past the training length means the "
+                   "model does not use (or is hurt by) the longer context."),
+                  table(["model", "task", *[f"{length_label(a)}-{length_label(b)}"
+                                            for a, b in buckets]], rows, left=2)]
+        if "loss" in figures:
+            parts.append(f"![loss by position]({figures['loss']})")
+    if not parts:
+        return ""
+    return "\n\n".join(parts)
+
+
+def _nats(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _inputs(report: Report) -> str:

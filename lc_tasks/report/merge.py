@@ -16,7 +16,7 @@ from lc_tasks.report.models import model_key
 class ModelRuns:
     """The results of one model, merged over its runs."""
 
-    key: tuple[str, str]  # (lm-eval model type, recorded model name)
+    key: tuple[str, str, str]  # (lm-eval model type, recorded model name, read variant)
     runs: list[Run]  # oldest first
     task_run: dict[str, Run] = field(default_factory=dict)  # task or group -> run used
     superseded: list[tuple[str, Run, Run]] = field(default_factory=list)  # (task, old, new)

@@ -37,31 +37,38 @@ class TrainingLength:
     source: str  # e.g. "--training-length", "config lc_eval_training_length", "unknown"
 
 
-def model_key(run: Run) -> tuple[str, str]:
-    """Identity of a run's model: ``(lm-eval model type, recorded model name)``."""
-    return (run.model_source, run.model_name.rstrip("/\\"))
+def model_key(run: Run) -> tuple[str, str, str]:
+    """Identity of a run's model: ``(lm-eval model type, recorded model name, read variant)``;
+    a model read twice (query first, repeated context) is reported beside itself read once."""
+    return (run.model_source, run.model_name.rstrip("/\\"), run.variant)
 
 
 def display_names(
-    keys: list[tuple[str, str]], renames: dict[str, str] | None = None
-) -> dict[tuple[str, str], str]:
+    keys: list[tuple[str, ...]], renames: dict[str, str] | None = None
+) -> dict[tuple[str, ...], str]:
     """A short, unique name per model key; ``renames`` maps an automatic name, or a recorded
-    model name, to the name the user wants.
+    model name, to the name the user wants. A key's third part, the read variant, is added in
+    brackets: ``mamba2 [query first]``.
 
     >>> display_names([("hf", "/a/llama"), ("hf", "/b/mamba")])
     {('hf', '/a/llama'): 'llama', ('hf', '/b/mamba'): 'mamba'}
     >>> display_names([("hf", "/a/llama"), ("lc_hf", "/a/llama"), ("hf", "/b/llama")])
     {('hf', '/a/llama'): 'a/llama (hf)', ('lc_hf', '/a/llama'): 'a/llama (lc_hf)', ('hf', '/b/llama'): 'b/llama'}
+    >>> display_names([("hf", "/a/m", ""), ("hf", "/a/m", "query first")])
+    {('hf', '/a/m', ''): 'm', ('hf', '/a/m', 'query first'): 'm [query first]'}
     """
     renames = renames or {}
     paths = sorted({key[1] for key in keys})
     bases = Counter(_basename(p) for p in paths)
     # The same basename on different checkpoints: show more of their paths.
     short = {p: _basename(p) if bases[_basename(p)] == 1 else _tail(p, paths) for p in paths}
-    shared = Counter(short[key[1]] for key in keys)
+    types = {}
+    for key in keys:
+        types.setdefault(short[key[1]], set()).add(key[0])
     # One checkpoint through several lm-eval model types: name the type too.
     names = {
-        key: short[key[1]] if shared[short[key[1]]] == 1 else f"{short[key[1]]} ({key[0]})"
+        key: (short[key[1]] if len(types[short[key[1]]]) == 1 else f"{short[key[1]]} ({key[0]})")
+        + (f" [{key[2]}]" if len(key) > 2 and key[2] else "")
         for key in keys
     }
     chosen = {}

@@ -6,6 +6,8 @@
 ('suite', 1048576)
 >>> parse_task("hellaswag") is None
 True
+>>> parse_pair_task("lc_kvrecall_4k_p016"), parse_task("lc_kvrecall_4k_p016")
+((4096, 16), None)
 >>> length_label(4096), length_label(3000)
 ('4k', '3000')
 """
@@ -24,13 +26,14 @@ FAMILIES: tuple[str, ...] = tuple(_FAMILY_TABLE)
 # Families whose docs list several needle depths with the first asked-for needle at the
 # doc's own (controlled) depth and the others at random levels (lc_tasks.generators.niah).
 FIRST_NEEDLE_AT_DEPTH: frozenset[str] = frozenset(
-    name for name, family in _FAMILY_TABLE.items() if family.kind == "niah"
+    name for name, family in _FAMILY_TABLE.items() if family.kind in ("niah", "kvrecall")
 )
 # The pseudo-family of the suite average (the ``lc_suite_<len>`` group).
 SUITE = "suite"
 
 _UNITS = {"": 1, "k": 1024, "m": 1024 * 1024}
 _TASK = re.compile(r"^lc_(?P<family>[a-z0-9][a-z0-9_]*?)_(?P<length>\d+[km]?)$")
+_PAIR_TASK = re.compile(r"^lc_kvrecall_(?P<length>\d+[km]?)_p(?P<pairs>\d+)$")
 
 
 def parse_length(text: str) -> int:
@@ -55,6 +58,14 @@ def parse_task(name: str) -> tuple[str, int] | None:
     if match is None:
         return None
     return match.group("family"), parse_length(match.group("length"))
+
+
+def parse_pair_task(name: str) -> tuple[int, int] | None:
+    """``(length, pairs)`` of a kvrecall pair-count sweep task (``lc_kvrecall_4k_p016``)."""
+    match = _PAIR_TASK.match(name)
+    if match is None:
+        return None
+    return parse_length(match.group("length")), int(match.group("pairs"))
 
 
 def family_order(family: str) -> tuple[int, str]:

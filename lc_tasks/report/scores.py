@@ -70,6 +70,8 @@ def task_scores(model: str, runs: ModelRuns, notes: list[str]) -> list[Score]:
         if parsed is None:
             continue
         family, length = parsed
+        if family == "ppl":  # scored by loss, not acc: the report's state-capacity section
+            continue
         picked = pick_metric(run.results[task])
         if picked is None:
             notes.append(f"{model}: {task} has no `{METRIC}` metric in {run.path}; skipped")
