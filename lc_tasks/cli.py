@@ -236,9 +236,9 @@ def _main() -> None:
         _prepare_run(args, kept)
     cli.execute(args)
     if kept and kept[0]:  # rank 0 gets the results; the others None
-        from lc_tasks.summary import length_table
+        from lc_tasks.summary import summary_tables
 
-        table = length_table(kept[0])
+        table = summary_tables(kept[0])
         if table:
             print(f"\nlc-eval: our tasks by length, in numeric order\n{table}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lc_tasks.doc_cache import DocCache, cache_root, tokenizer_fingerprint
-from lc_tasks.families import task_name
+from lc_tasks.families import pair_task_name, task_name
 from lc_tasks.generators import VERSION, generate
 from lc_tasks.haystack import read_text_file
 from lc_tasks.options import seed_option, task_spec
@@ -50,7 +50,9 @@ def docs(family: str, length: int, **options: Any) -> list[dict]:
     """The docs of ``lc_<family>_<length>`` for the given options (see ``lc_tasks.options``),
     from lc-eval's doc cache where it has them (``lc_tasks.doc_cache``)."""
     spec = task_spec(family, length, **options)
-    name = task_name(family, spec.length)
+    pairs = options.get("sweep_pairs")
+    name = task_name(family, spec.length) if pairs is None else pair_task_name(spec.length,
+                                                                               int(pairs))
     tokenizer = resolve_tokenizer(options, name)
     seed = seed_option(options)
     cache = _cache(spec, seed, tokenizer)

@@ -1,4 +1,6 @@
-"""The table ``lc-eval run`` prints last: family x length, lengths in numeric order.
+"""The tables ``lc-eval run`` prints last: family x length, lengths in numeric order; then the
+kvrecall pair sweeps (acc per pair count) and the loss by position (nats per token per
+bucket) when the run had them.
 
 lm-eval's own table sorts task names as strings (``lc_passkey_128k`` before
 ``lc_passkey_16k``); a length sweep reads better as one row per family.
@@ -13,7 +15,8 @@ lm-eval's own table sorts task names as strings (``lc_passkey_128k`` before
 
 from __future__ import annotations
 
-from lc_tasks.report.names import FAMILIES, length_label, parse_task
+from lc_tasks.report.names import FAMILIES, length_label, parse_pair_task, parse_task
+from lc_tasks.report.state_study import parse_bucket
 
 
 def _score(metrics: dict) -> float | None:
@@ -21,6 +24,64 @@ def _score(metrics: dict) -> float | None:
         if isinstance(metrics.get(key), (int, float)):
             return float(metrics[key])
     return None
+
+
+def summary_tables(results: dict) -> str:
+    """Every table of our tasks in ``results``, "" without them.
+
+    >>> print(summary_tables({"results": {"lc_kvrecall_1k_p04": {"acc,none": 0.25},
+    ...     "lc_kvrecall_1k_p01": {"acc,none": 1.0},
+    ...     "lc_ppl_2k": {"nll,none": 2.5, "nll_1k-2k,none": 2.0, "nll_0-1k,none": 3.0}}}))
+    | acc (%) \\ pairs | 1 | 4 |
+    | :-- | --: | --: |
+    | kvrecall 1k | 100.0 | 25.0 |
+    <BLANKLINE>
+    | nll (nats/token) | 0-1k | 1k-2k | all |
+    | :-- | --: | --: | --: |
+    | ppl 2k | 3.000 | 2.000 | 2.500 |
+    """
+    return "\n\n".join(t for t in (length_table(results), pair_table(results),
+                                     loss_table(results)) if t)
+
+
+def pair_table(results: dict) -> str:
+    """``acc`` (percent) of the kvrecall pair sweeps: one row per length, one column per count."""
+    cells: dict[int, dict[int, float]] = {}
+    for name, metrics in results.get("results", {}).items():
+        parsed, score = parse_pair_task(name), _score(metrics)
+        if parsed and score is not None:
+            cells.setdefault(parsed[0], {})[parsed[1]] = score
+    if not cells:
+        return ""
+    counts = sorted({n for row in cells.values() for n in row})
+    lines = ["| acc (%) \\ pairs | " + " | ".join(map(str, counts)) + " |",
+             "| :-- |" + " --: |" * len(counts)]
+    for length, row in sorted(cells.items()):
+        values = [f"{100 * row[n]:.1f}" if n in row else "-" for n in counts]
+        lines.append(f"| kvrecall {length_label(length)} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def loss_table(results: dict) -> str:
+    """``lc_ppl``'s nats per token: one row per length, one column per position bucket."""
+    rows: dict[int, dict[str, float]] = {}
+    for name, metrics in results.get("results", {}).items():
+        parsed = parse_task(name)
+        if parsed and parsed[0] == "ppl":
+            rows[parsed[1]] = {k.split(",")[0].removeprefix("nll_").replace("nll", "all"): v
+                               for k, v in metrics.items() if k.startswith("nll")
+                               and k.endswith(",none") and isinstance(v, (int, float))}
+    if not rows:
+        return ""
+    longest = max(rows)
+    labels = sorted((label for label in rows[longest] if label != "all"),
+                    key=lambda label: parse_bucket(label)[0]) + ["all"]
+    lines = ["| nll (nats/token) | " + " | ".join(labels) + " |",
+             "| :-- |" + " --: |" * len(labels)]
+    for length, row in sorted(rows.items()):
+        values = [f"{row[b]:.3f}" if b in row else "-" for b in labels]
+        lines.append(f"| ppl {length_label(length)} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
 
 
 def length_table(results: dict) -> str:
