@@ -20,7 +20,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, SUITE
+    from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, PAIR_SWEEPS, SUITE, pair_task_name
 
     if args.names:
         for family in [*FAMILIES, *GROUPS]:
@@ -35,5 +35,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"tasks: lc_<family>_<length>, e.g. lc_passkey_4k; groups: lc_suite_<length> (the "
           f"average of {len(SUITE)} RULER families, offline) and lc_ruler_<length> (all "
           f"{len(GROUPS['ruler'])}, with the QA data)")
+    sweeps = "; ".join(f"{label}: p{counts[0]}..p{counts[-1]}" for label, counts in
+                       PAIR_SWEEPS.items())
+    print(f"pair sweeps: lc_kvrecall_<length>_p<pairs>, zero-padded, e.g. "
+          f"{pair_task_name(4096, 16)} ({sweeps}); select one with 'lc_kvrecall_4k_p*'")
     print("run a sweep: lc-eval run --model lc_hf --model_args pretrained=<model> "
           "--tasks 'lc_passkey_*'")

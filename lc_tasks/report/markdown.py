@@ -216,9 +216,11 @@ def _state_study(report: Report, figures: dict[str, str]) -> str:
     study, models = report.study, report.models
     parts = []
     if study.footprints:
+        plain = {m.runs.key[:2] for m in models if not m.runs.key[2]}
         rows = [[m.name, format_bytes(fp["lc_state_bytes"]),
                  format_bytes(fp["lc_kv_bytes_per_token"])]
-                for m in models if (fp := study.footprints.get(m.name))]
+                for m in models if (fp := study.footprints.get(m.name))
+                and (not m.runs.key[2] or m.runs.key[:2] not in plain)]  # one row a checkpoint
         parts += ["### State size", (
             "Bytes of the state `lc_hf` carries for one sequence: the fixed part (recurrent and "
             "conv states) and what each token adds (attention KV caches; a sliding window "
