@@ -54,12 +54,9 @@ def pair_table(results: dict) -> str:
     if not cells:
         return ""
     counts = sorted({n for row in cells.values() for n in row})
-    lines = ["| acc (%) \\ pairs | " + " | ".join(map(str, counts)) + " |",
-             "| :-- |" + " --: |" * len(counts)]
-    for length, row in sorted(cells.items()):
-        values = [f"{100 * row[n]:.1f}" if n in row else "-" for n in counts]
-        lines.append(f"| kvrecall {length_label(length)} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+    return _table("acc (%) \\ pairs", list(map(str, counts)), [
+        (f"kvrecall {length_label(length)}", [_percent(row.get(n)) for n in counts])
+        for length, row in sorted(cells.items())])
 
 
 def loss_table(results: dict) -> str:
@@ -76,12 +73,9 @@ def loss_table(results: dict) -> str:
     longest = max(rows)
     labels = sorted((label for label in rows[longest] if label != "all"),
                     key=lambda label: parse_bucket(label)[0]) + ["all"]
-    lines = ["| nll (nats/token) | " + " | ".join(labels) + " |",
-             "| :-- |" + " --: |" * len(labels)]
-    for length, row in sorted(rows.items()):
-        values = [f"{row[b]:.3f}" if b in row else "-" for b in labels]
-        lines.append(f"| ppl {length_label(length)} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+    return _table("nll (nats/token)", labels, [
+        (f"ppl {length_label(length)}", [f"{row[b]:.3f}" if b in row else "-" for b in labels])
+        for length, row in sorted(rows.items())])
 
 
 def length_table(results: dict) -> str:
@@ -94,11 +88,19 @@ def length_table(results: dict) -> str:
     if not cells:
         return ""
     lengths = sorted({n for row in cells.values() for n in row})
-    lines = ["| acc (%) | " + " | ".join(length_label(n) for n in lengths) + " |",
-             "| :-- |" + " --: |" * len(lengths)]
     order = [*FAMILIES, "suite"]
-    for family, row in sorted(cells.items(), key=lambda kv: (
-            order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
-        values = [f"{100 * row[n]:.1f}" if n in row else "-" for n in lengths]
-        lines.append(f"| {family} | " + " | ".join(values) + " |")
+    return _table("acc (%)", [length_label(n) for n in lengths], [
+        (family, [_percent(row.get(n)) for n in lengths])
+        for family, row in sorted(cells.items(), key=lambda kv: (
+            order.index(kv[0]) if kv[0] in order else len(order), kv[0]))])
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _table(corner: str, columns: list[str], rows: list[tuple[str, list[str]]]) -> str:
+    """A Markdown table: ``corner`` and ``columns`` head it, each row is (label, cells)."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "| :-- |" + " --: |" * len(columns)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines)
