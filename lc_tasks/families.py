@@ -110,8 +110,9 @@ RULER13: tuple[str, ...] = tuple(f.name for f in _ROWS if f.ruler is not None)
 GROUPS: dict[str, tuple[str, ...]] = {"suite": SUITE, "ruler": RULER13}
 
 
-# Retrieval families whose prompts can be read twice (options query_first, repeat_context).
-READ_TWICE_KINDS: tuple[str, ...] = ("passkey", "niah", "vt", "kvrecall")
+# Families whose prompts can be read twice (options query_first, repeat_context): all that
+# ask a question about a context (lc_ppl scores documents and has none).
+READ_TWICE_KINDS: tuple[str, ...] = ("passkey", "niah", "vt", "cwe", "fwe", "qa", "kvrecall")
 
 # The pair-count sweeps of lc_kvrecall: length label -> pair counts, powers of 2 up to one pair
 # per 32 tokens (a pair line is 10-20 tokens of a BPE tokenizer; ``lc_kvrecall_<len>_p<pairs>``;

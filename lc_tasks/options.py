@@ -48,9 +48,9 @@ OPTIONS: dict[str, str] = {
     "num_queries": "kvrecall: pairs asked for, all answers expected (default 1, at most 8)",
     "distances": "kvrecall: instead of depths, tokens between the asked pair and the question: "
                  "a list or a string like '100 1000' (docs cycle through them)",
-    "query_first": "retrieval families: true puts the question before the context too "
+    "query_first": "every family but ppl: true puts the question before the context too "
                    "(read-twice prompting; default false)",
-    "repeat_context": "retrieval families: the context appears this many times, the whole "
+    "repeat_context": "every family but ppl: the context appears this many times, the whole "
                       "prompt still sized to the length (default 1)",
 }
 MAX_QUERIES = 8  # kvrecall: what max_gen_toks leaves room for
@@ -179,8 +179,8 @@ def _read_twice(info: Family, options: dict[str, Any]) -> tuple[bool, int]:
     repeat = _int("repeat_context", options.get("repeat_context", 1), 1)
     if (query_first or repeat > 1) and info.kind not in READ_TWICE_KINDS:
         asked = "query_first" if query_first else "repeat_context"
-        raise UsageError(f"option {asked} applies to the retrieval families (passkey, niah_*, "
-                         f"vt, kvrecall), not to lc_{info.name}; drop it for this task")
+        raise UsageError(f"option {asked} applies to the families that ask about a context, "
+                         f"not to lc_{info.name}, which scores documents; run it without")
     return query_first, repeat
 
 

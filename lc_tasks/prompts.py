@@ -31,17 +31,17 @@ def _env():
 
 
 def render(family: str, **variables: Any) -> str:
-    """The family's template rendered with ``variables`` (``context`` included)."""
+    """The family's template rendered with ``variables`` (``context`` included).
+
+    ``query_first`` (default false): the templates put their question before the context too
+    (read-twice prompting).
+    """
+    variables.setdefault("query_first", False)
     return _env().get_template(f"{family}.jinja").render(**variables)
 
 
 def split_template(family: str, **variables: Any) -> tuple[str, str]:
-    """``(head, tail)``: the prompt is ``head + context + tail``.
-
-    ``query_first`` (default false): the retrieval templates put their question before the
-    context too.
-    """
-    variables.setdefault("query_first", False)
+    """``(head, tail)``: the prompt is ``head + context + tail``."""
     text = render(family, context=_SLOT, **variables)
     if text.count(_SLOT) != 1:
         raise ValueError(f"template {family}.jinja must use {{{{ context }}}} exactly once")

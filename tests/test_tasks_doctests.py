@@ -12,7 +12,7 @@ MODULES = [
     "lc_tasks.families", "lc_tasks.options", "lc_tasks.tokenizer", "lc_tasks.prompts",
     "lc_tasks.scoring", "lc_tasks.dataset", "lc_tasks.generators",
     "lc_tasks.generators.common", "lc_tasks.generators.vt", "lc_tasks.generators.fwe",
-    "lc_tasks.generators.kvrecall", "lc_tasks.generators.ppl",
+    "lc_tasks.generators.kvrecall", "lc_tasks.generators.ppl", "lc_tasks.summary",
 ]
 
 

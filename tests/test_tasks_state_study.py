@@ -94,15 +94,26 @@ def test_too_many_pairs_for_the_length_says_what_to_change(tokenizers):
 
 
 # --------------------------------------------------------------------------- read twice
-READ_TWICE = ["passkey", "niah_single", "niah_multikey", "vt", "kvrecall"]
+READ_TWICE = ["passkey", "niah_single", "niah_multikey", "vt", "kvrecall", "cwe", "fwe",
+              "qa_squad"]
+REWORDED = ("vt", "cwe", "fwe")  # their first question says "below" where the last says "above"
 
 
-def _needle(family: str, doc: dict) -> str:
-    """A needle of the doc that its answer depends on (it appears once per context copy)."""
+def _copies(family: str, doc: dict) -> int:
+    """How many times the doc's context appears in its prompt."""
     text, answer = doc["input"], doc["outputs"][0]
-    if family == "vt":
-        return re.search(rf"VAR {answer} = \d+", text).group()
-    return re.search(rf"[^\n.]*\b{re.escape(answer)}\b", text).group()
+    if family in ("cwe", "fwe"):  # the list or coded text: copies joined by COPY_SEP
+        start = "most often.\n" if family == "cwe" else "coded words. "
+        context = text[text.rindex(start) + len(start) : text.rindex("\nQuestion:")]
+        parts = context.split(COPY_SEP)
+        assert len(set(parts)) == 1, "the copies must be identical"
+        return len(parts)
+    if family == "qa_squad":
+        return text.count("Document 1:\n")
+    # a needle the answer depends on: it appears once per copy of the context
+    needle = (rf"VAR {answer} = \d+" if family == "vt"
+              else rf"[^\n.]*\b{re.escape(answer)}\b")
+    return text.count(re.search(needle, text).group())
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])
@@ -110,30 +121,35 @@ def _needle(family: str, doc: dict) -> str:
                                      {"query_first": True, "repeat_context": 3}],
                          ids=["query-first", "twice", "both-3x"])
 @pytest.mark.parametrize("family", READ_TWICE)
-def test_read_twice_prompts_fit_and_repeat_the_context(family, options, kind, tokenizers):
+def test_read_twice_prompts_fit_and_repeat_the_context(family, options, kind, tokenizers,
+                                                       qa_options):
     tok, length = tokenizers[kind], 4096
     gen_toks = FAMILIES[family].max_gen_toks
-    plain = generate(task_spec(family, length, num_samples=2), tok, seed=4)
-    for doc, base in zip(generate(task_spec(family, length, num_samples=2, **options), tok,
-                                  seed=4), plain):
+    plain = generate(task_spec(family, length, num_samples=2, **qa_options), tok, seed=4)
+    for doc, base in zip(generate(task_spec(family, length, num_samples=2, **options,
+                                            **qa_options), tok, seed=4), plain):
         n = len(tok(doc["input"])["input_ids"])
         assert n == doc["n_tokens"] and n + gen_toks <= length
         assert n + gen_toks >= FILL * length, f"fills {(n + gen_toks) / length:.3f}"
         copies = options.get("repeat_context", 1)
-        needle = _needle(family, doc)
-        assert doc["input"].count(needle) == copies, (needle, doc["input"].count(needle))
+        assert _copies(family, doc) == copies
         assert doc["outputs"] == base["outputs"], "the same question is asked"
         question = doc["input"].rsplit("\n", 1)[-1].split("?")[0]
-        if family != "vt":
+        if family not in REWORDED:
             assert doc["input"].count(question) == (2 if options.get("query_first") else 1)
-        if copies > 1 and family != "vt":  # positions point into the last copy
+        else:
+            assert doc["input"].startswith("Question: ") == bool(
+                options.get("query_first")) or family == "vt"
+        if copies > 1 and family in ("passkey", "niah_single", "niah_multikey", "kvrecall"):
+            needle = re.search(rf"[^\n.]*\b{re.escape(doc['outputs'][0])}\b",
+                               doc["input"]).group()
             before_last = doc["input"].rindex(needle) - len(COPY_SEP)
             assert len(tok(doc["input"][:before_last])["input_ids"]) < doc["needle_positions"][0]
 
 
-def test_read_twice_is_refused_for_other_families():
-    with pytest.raises(UsageError, match="retrieval families") as err:
-        task_spec("cwe", 4096, query_first=True)
+def test_read_twice_is_refused_where_there_is_no_question():
+    with pytest.raises(UsageError, match="scores documents") as err:
+        task_spec("ppl", 4096, query_first=True)
     assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="true or false"):
         task_spec("passkey", 4096, query_first="maybe")
@@ -172,6 +188,6 @@ def test_ppl_reads_the_users_text(tmp_path, tokenizers):
 
 
 def test_ppl_has_no_read_twice_or_depth_options():
-    with pytest.raises(UsageError, match="retrieval families"):
+    with pytest.raises(UsageError, match="scores documents"):
         task_spec("ppl", 4096, repeat_context=2)
     assert task_spec("ppl", 4096).num_samples == 20

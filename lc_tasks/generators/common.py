@@ -12,13 +12,31 @@ from lc_tasks import haystack as hs
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import Fit, TokenCounter, fit_to_length
 
-__all__ = ["COPY_SEP", "Built", "HaystackChoice", "NeedleFitter", "choose_haystack", "doc_seed"]
+__all__ = ["COPY_SEP", "Built", "HaystackChoice", "NeedleFitter", "choose_haystack", "doc_seed",
+           "repeated"]
 
 # Between the copies of a context that is read twice (option repeat_context).
 COPY_SEP = "\n\n"
 
 # RULER's 40 depth levels; needles other than the one at the doc's depth go here.
 RULER_LEVELS: tuple[float, ...] = tuple(float(round(100 * i / 39)) for i in range(40))
+
+
+def repeated(head: str, context: str, tail: str, copies: int) -> tuple[str, int]:
+    """``head + context + tail`` with the context ``copies`` times (joined by ``COPY_SEP``),
+    and the character offset where its last copy starts.
+
+    >>> repeated("Q: ", "ctx", " A:", 2)
+    ('Q: ctx\\n\\nctx A:', 8)
+    """
+    last = len(head) + (copies - 1) * (len(context) + len(COPY_SEP))
+    return head + COPY_SEP.join([context] * copies) + tail, last
+
+
+def copies_estimate(counter: TokenCounter, fixed: float, context: float, copies: int) -> float:
+    """Estimated tokens of a prompt whose context (``context`` tokens) appears ``copies`` times
+    around ``fixed`` tokens of head and tail."""
+    return fixed + copies * context + (copies - 1) * counter.piece_counts([COPY_SEP])[0]
 
 
 @dataclass
@@ -126,9 +144,8 @@ class NeedleFitter:
         """
         if units is not None:
             choice = HaystackChoice(choice.name, units, choice.sep, True)
-        fixed = self.counter.count(head + tail) + self.repeat * sum(
-            self.counter.piece_counts([f"\n{text}\n" for _, text in needles])) + (
-            self.repeat - 1) * self.counter.piece_counts([COPY_SEP])[0]
+        fixed = copies_estimate(self.counter, self.counter.count(head + tail), sum(
+            self.counter.piece_counts([f"\n{text}\n" for _, text in needles])), self.repeat)
         want = self.budget * 1.1 / self.repeat + 64
         hay, make = self._haystack(choice, rng, want)
         while True:
@@ -146,8 +163,8 @@ class NeedleFitter:
         def build(n: int) -> tuple[str, list[int]]:
             placed = [(hay.boundary(n, frac), text) for frac, text in needles]
             body, offsets = hay.render(n, placed, sep=sep)
-            last = len(head) + (self.repeat - 1) * (len(body) + len(COPY_SEP))  # last copy
-            return head + COPY_SEP.join([body] * self.repeat) + tail, [last + o for o in offsets]
+            prompt, last = repeated(head, body, tail, self.repeat)
+            return prompt, [last + o for o in offsets]
 
         return fit_to_length(build, lambda n: fixed + self.repeat * hay.cum[n],
                              budget=self.budget, n_min=0, n_max=len(hay), counter=self.counter,

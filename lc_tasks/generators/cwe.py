@@ -15,7 +15,7 @@ import random
 from typing import NamedTuple
 
 from lc_tasks import words
-from lc_tasks.generators.common import Built
+from lc_tasks.generators.common import Built, copies_estimate, repeated
 from lc_tasks.options import TaskSpec
 from lc_tasks.prompts import render, split_template
 from lc_tasks.sizing import SizingError, TokenCounter, fit_to_length
@@ -78,8 +78,9 @@ class Generator:
             rng.shuffle(entries)
             prefix = render("cwe", context=numbered(entries), num_cw=k) + " " + \
                 numbered(shot[:k]) + "\n"
-        head, tail = split_template("cwe", num_cw=k)
+        head, tail = split_template("cwe", num_cw=k, query_first=self.spec.query_first)
         head = prefix + head
+        copies = self.spec.repeat_context
         budget = self.spec.budget
         fixed = self.counter.count(head + tail)
         common_tokens = sum(self.counter.piece_counts([" " + w for w in common]))
@@ -90,7 +91,8 @@ class Generator:
 
         def estimate(n: int) -> float:
             entries = cfg.cr * k + cfg.ur * n
-            return fixed + self._numbering(entries) + cfg.cr * common_tokens + cfg.ur * cum[n]
+            return copies_estimate(self.counter, fixed, self._numbering(entries) +
+                                   cfg.cr * common_tokens + cfg.ur * cum[n], copies)
 
         # Past the real words, coin new ones (RULER switches to a bigger dictionary).
         taken = frozenset(real)
@@ -106,7 +108,7 @@ class Generator:
             entries = common * cfg.cr + list(itertools.chain.from_iterable(
                 [w] * cfg.ur for w in pool[:n]))
             random.Random(shuffle_seed).shuffle(entries)
-            return head + numbered(entries) + tail, None
+            return repeated(head, numbered(entries), tail, copies)[0], None
 
         fit = fit_to_length(build, estimate, budget=budget, n_min=k, n_max=len(pool),
                             counter=self.counter, offset=self.offset)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import string
 
-from lc_tasks.generators.common import Built
+from lc_tasks.generators.common import Built, copies_estimate, repeated
 from lc_tasks.options import TaskSpec
 from lc_tasks.prompts import split_template
 from lc_tasks.sizing import TokenCounter, fit_to_length
@@ -52,12 +52,14 @@ class Generator:
         ranked = sorted(vocab)
         rng.shuffle(ranked)
         ranked[0] = "..."  # the most frequent "word" is noise, as in RULER
-        head, tail = split_template("fwe")
+        head, tail = split_template("fwe", query_first=self.spec.query_first)
         fixed = self.counter.count(head + tail)
         tokens = self.counter.piece_counts([" " + w for w in ranked])
+        copies = self.spec.repeat_context
 
         def estimate(n: int) -> float:
-            return fixed + sum(c * t for c, t in zip(self.counts(n), tokens))
+            return copies_estimate(self.counter, fixed,
+                                   sum(c * t for c, t in zip(self.counts(n), tokens)), copies)
 
         n_max = max(self.n_min, 64)
         while estimate(n_max) <= self.spec.budget:
@@ -67,7 +69,7 @@ class Generator:
         def build(n: int) -> tuple[str, None]:
             text = [w for w, c in zip(ranked, self.counts(n)) for _ in range(c)]
             random.Random(shuffle_seed).shuffle(text)
-            return head + " ".join(text) + tail, None
+            return repeated(head, " ".join(text), tail, copies)[0], None
 
         fit = fit_to_length(build, estimate, budget=self.spec.budget, n_min=self.n_min,
                             n_max=n_max, counter=self.counter, offset=self.offset)

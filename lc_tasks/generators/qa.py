@@ -19,7 +19,7 @@ import re
 from lc_tasks import qa_data
 from lc_tasks.errors import UsageError
 from lc_tasks.families import task_name
-from lc_tasks.generators.common import Built
+from lc_tasks.generators.common import Built, copies_estimate, repeated
 from lc_tasks.options import TaskSpec
 from lc_tasks.prompts import split_template
 from lc_tasks.sizing import TokenCounter, fit_to_length
@@ -41,23 +41,29 @@ class Generator:
     def doc(self, rng: random.Random, depth: float) -> Built:
         data, budget = self.data, self.spec.budget
         qa = data.questions[rng.randrange(len(data.questions))]
-        head, tail = split_template(self.spec.family, query=qa.question)
+        head, tail = split_template(self.spec.family, query=qa.question,
+                                    query_first=self.spec.query_first)
+        copies = self.spec.repeat_context
         gold = [f"{data.docs[i]}" for i in qa.gold]
         others = [i for i in range(len(data.docs)) if i not in qa.gold]
         rng.shuffle(others)
-        fixed = self.counter.count(head + tail) + sum(self.counter.piece_counts(
-            [_numbered(0, g) for g in gold]))
+        gold_tokens = sum(self.counter.piece_counts([_numbered(0, g) for g in gold]))
+        fixed = self.counter.count(head + tail)
+
+        def estimate(n: int) -> float:  # the prompt with n distractors in each copy
+            return copies_estimate(self.counter, fixed, gold_tokens + cum[n], copies)
+
         cum = [0.0]  # cum[n]: estimated tokens of the first n distractors
-        while cum[-1] + fixed < budget * 1.1 + 64 and len(cum) <= len(others):
+        while estimate(-1) < budget * 1.1 + 64 and len(cum) <= len(others):
             block = others[len(cum) - 1 : len(cum) - 1 + _BLOCK]
             counts = self.counter.piece_counts([_numbered(0, data.docs[i]) for i in block])
             for count in counts:
                 cum.append(cum[-1] + count)
-        if cum[-1] + fixed < budget:
+        if estimate(-1) < budget:
             what = qa_data.WHERE[self.spec.info.params["dataset"]][0]
             raise UsageError(
                 f"{self.name}: {what} has about "
-                f"{int(cum[-1] + fixed)} tokens of documents, fewer than the {budget} this "
+                f"{int(estimate(-1))} tokens of documents, fewer than the {budget} this "
                 "length needs without repeating one; run a shorter length")
 
         def build(n: int, words: int = 0):
@@ -68,22 +74,24 @@ class Generator:
                                                                    others[k:n]]
             if words:
                 ordered.append("".join(_words(data.docs[others[n]])[:words]).lstrip())
-            parts, starts, at = [], [], len(head)
+            parts, starts, at = [], [], 0
             for j, text in enumerate(ordered):
                 if k <= j < k + len(gold):
                     starts.append(at)
                 piece = _numbered(j + 1, text)
                 parts.append(piece)
                 at += len(piece) + 2
-            return head + "\n\n".join(parts) + tail, starts
+            prompt, last = repeated(head, "\n\n".join(parts), tail, copies)
+            return prompt, [last + s for s in starts]  # the gold block of the last copy
 
-        fit = fit_to_length(build, lambda n: fixed + cum[n], budget=budget, n_min=0,
-                            n_max=len(cum) - 1, counter=self.counter, offset=self.offset)
+        fit = fit_to_length(build, estimate, budget=budget, n_min=0, n_max=len(cum) - 1,
+                            counter=self.counter, offset=self.offset)
         self.offset = fit.offset
         if fit.n < len(others):  # fill what is left with the start of the next distractor
             n, cut = fit.n, _words(data.docs[others[fit.n]])
             per_word = (cum[n + 1] - cum[n]) / max(len(cut), 1) if n + 1 < len(cum) else 1.5
-            fit = fit_to_length(lambda m: build(n, m), lambda m: fit.n_tokens + 4 + m * per_word,
+            fit = fit_to_length(lambda m: build(n, m),
+                                lambda m: fit.n_tokens + copies * (4 + m * per_word),
                                 budget=budget, n_min=0, n_max=len(cut) - 1, counter=self.counter)
         missing = [g for g in gold if g not in fit.prompt]
         if missing:
