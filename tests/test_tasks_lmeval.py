@@ -141,9 +141,9 @@ def test_missing_tokenizer_is_one_clear_error():
 
 @pytest.mark.parametrize("read", [{"query_first": True}, {"repeat_context": 2}],
                          ids=["query-first", "twice"])
-def test_oracle_scores_one_on_read_twice_prompts(read, char_dir):
-    tm = manager(tokenizer=char_dir, num_samples=4, **read)
+def test_oracle_scores_one_on_read_twice_prompts(read, char_dir, qa_options):
+    tm = manager(tokenizer=char_dir, num_samples=4, **read, **qa_options)
     tasks = ["lc_passkey_2k", "lc_niah_single_2k", "lc_niah_multiquery_2k", "lc_vt_2k",
-             "lc_kvrecall_2k"]
+             "lc_cwe_2k", "lc_fwe_2k", "lc_qa_hotpot_2k", "lc_kvrecall_2k"]
     res = run(tm, OracleLM(), tasks)["results"]
     assert all(res[t]["acc,none"] == 1.0 for t in tasks), {t: res[t]["acc,none"] for t in tasks}
