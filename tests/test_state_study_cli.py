@@ -104,3 +104,15 @@ def test_report_sets_a_read_twice_run_beside_the_plain_one(study_report, tiny_mo
     name = tiny_model("mamba2").name
     passkey = markdown_table(md, "### passkey")
     assert name in passkey and f"{name} [query first]" in passkey, sorted(passkey)
+
+
+def test_report_of_the_study_tasks_alone(study_output, tmp_path):
+    """Runs with only the study's tasks (no acc family) still make a report."""
+    for path in study_output["lc_hf"].rglob("results_*.json"):
+        data = json.loads(path.read_text())
+        data["results"] = {t: v for t, v in data["results"].items() if t != "lc_passkey_1k"}
+        (tmp_path / path.name).write_text(json.dumps(data))
+    run_cli("lc-eval", "report", str(tmp_path), "--out", str(tmp_path / "report"))
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## State capacity" in md and "## Summary" not in md
+    assert (tmp_path / "report" / "capacity_1k.png").is_file()

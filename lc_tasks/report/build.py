@@ -119,8 +119,9 @@ def build_report(
         rows += depth_scores(m.name, m.runs, set(shown_families), depth_step, notes)
     rows = sort_scores(rows, [m.name for m in models])
 
-    if summary_family is None and shown_families:
-        summary_family = SUITE if SUITE in shown_families else shown_families[0]
+    if summary_family is None:
+        summary_family = (SUITE if SUITE in shown_families else shown_families[0]
+                          ) if shown_families else None
     elif summary_family not in shown_families:
         raise ValueError(
             f"--summary {summary_family}: no scores for that family; "

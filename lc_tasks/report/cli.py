@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(f"lc-eval report: {e}") from None
     pngs = sum(p.suffix == ".png" for p in written)
+    board = " leaderboard.md/.csv," if any(p.name == "leaderboard.md" for p in written) else ""
     print(
-        f"wrote {args.out}/report.md, scores.csv, leaderboard.md/.csv and {pngs} figure(s) for "
+        f"wrote {args.out}/report.md, scores.csv,{board} and {pngs} figure(s) for "
         f"{len(report.models)} model(s) from {len(report.runs)} results file(s)"
     )
 

@@ -31,9 +31,10 @@ def write_report(report: Report, out: str | Path, figures: bool = True,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [write_scores_csv(report, out / "scores.csv")]
-    rows = leaderboard.our_rows(report, claimed) + list(published or [])
-    lengths = lengths or sorted({n for row in rows[: len(report.models)] for n in row.scores})
-    written += leaderboard.write(rows, lengths, out)
+    if report.summary_family is not None:  # not for runs of the state-capacity tasks alone
+        rows = leaderboard.our_rows(report, claimed) + list(published or [])
+        lengths = lengths or sorted({n for row in rows[: len(report.models)] for n in row.scores})
+        written += leaderboard.write(rows, lengths, out)
     drawn = draw_figures(report, out) if figures else {}
     (out / "report.md").write_text(render(report, drawn), encoding="utf-8")
     return [out / "report.md", *written, *(out / name for name in drawn.values())]
