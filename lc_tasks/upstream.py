@@ -59,9 +59,12 @@ def readme() -> str:
 
 Title: `RULER: What's the Real Context Size of Your Long-Context Language Models?` (the
 needle, tracing and aggregation families); `Landmark Attention: Random-Access Infinite Context
-Length for Transformers` (passkey)
+Length for Transformers` (passkey); `Zoology: Measuring and Improving Recall in Efficient
+Language Models` (kvrecall); `Stuffed Mamba: Oversized States Lead to the Inability to Forget`
+(ppl, loss by position)
 
-Abstract: `https://arxiv.org/abs/2404.06654`, `https://arxiv.org/abs/2305.16300`
+Abstract: `https://arxiv.org/abs/2404.06654`, `https://arxiv.org/abs/2305.16300`,
+`https://arxiv.org/abs/2312.04927`, `https://arxiv.org/abs/2410.07145`
 
 Length-sweeping long-context tasks: every family at {len(LENGTHS)} lengths
 ({', '.join(LENGTHS)} tokens of the model's own tokenizer), prompts sized exactly to the
@@ -105,7 +108,8 @@ Install: `pip install "lm_eval[lc_eval]"` (the tasks' data builder and scorer ar
 
 {families}
 
-`<len>` is one of {', '.join(LENGTHS)}. Options (docs per task, seed, depths, haystack, ...)
+`<len>` is one of {', '.join(LENGTHS)}; `lc_kvrecall_<len>_p<N>` also sweeps the number of
+key-value pairs at 1k, 4k and 16k. Options (docs per task, seed, depths, haystack, ...)
 go through `--metadata`; the tokenizer that sizes the prompts comes from the model arguments.
 Each family's folder has its README.
 
