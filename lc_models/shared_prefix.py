@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import torch
+
 __all__ = ["Pass", "RiderScores", "plan_passes"]
 
 
@@ -83,9 +85,7 @@ class RiderScores:
         self.greedy = [[True] * len(row) for row in riders]
         self.any = any(self.spans)
 
-    def on_chunk(self, row_ids: list[int], start: int, logits) -> None:
-        import torch
-
+    def on_chunk(self, row_ids: list[int], start: int, logits: torch.Tensor) -> None:
         width = logits.shape[1]  # logits (b, T, vocab) at positions [start, start + T)
         for k, row in enumerate(row_ids):
             live = [j for j, (a, b) in enumerate(self.spans[row]) if a < start + width and
