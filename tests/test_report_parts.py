@@ -185,7 +185,8 @@ def test_markdown_table_escapes_pipes():
 
 @pytest.mark.parametrize(
     "module",
-    ["names", "effective", "models", "scores", "markdown", "load", "build", "write", "figures"],
+    ["names", "effective", "models", "scores", "markdown", "load", "build", "write", "figures",
+     "state_study"],
 )
 def test_docstring_examples_hold(module):
     import doctest
