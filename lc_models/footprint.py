@@ -28,7 +28,9 @@ PROBE_TOKENS = (16, 32)  # two prefill lengths, inside any sliding window
 @torch.no_grad()
 def state_footprint(runner: Runner) -> dict[str, float]:
     """``{"lc_state_bytes": fixed bytes, "lc_kv_bytes_per_token": bytes added per token}`` for
-    one row. A sliding-window cache counts as growing: it grows until its window is full."""
+    one row. A sliding-window cache that grows until its window is full (transformers'
+    ``DynamicSlidingWindowLayer``) counts as growing; one allocated at its window's size at
+    once (RecurrentGemma's local attention) counts as fixed."""
     sizes = []
     for n in PROBE_TOKENS:
         state = runner.new_state(1)

@@ -167,6 +167,10 @@ def _kvrecall_params(params: dict, options: dict[str, Any], sweep_pairs: Any) ->
         params["num_pairs"] = fixed
     elif options.get("num_pairs") is not None:
         params["num_pairs"] = _int("num_pairs", options["num_pairs"], 1)
+    values = 9 * 10 ** (params["value_digits"] - 1)  # distinct values of that many digits
+    if params["num_pairs"] > values:
+        raise UsageError(f"option num_pairs={params['num_pairs']} is more than the {values} "
+                         f"distinct {params['value_digits']}-digit values; ask for fewer pairs")
     if options.get("num_queries") is not None:
         params["num_queries"] = _int("num_queries", options["num_queries"], 1)
     if params["num_queries"] > min(params["num_pairs"], MAX_QUERIES):
@@ -229,7 +233,8 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: A
         if options.get("depths") is not None:
             raise UsageError("options depths and distances both place the asked pair; give "
                              "one of them")
-        spec = replace(spec, depths=tuple(round(100 * max(0.0, 1 - d / max(spec.budget, 1)), 4)
+        hay = max(spec.budget, 1) / repeat  # tokens of the last copy of the context
+        spec = replace(spec, depths=tuple(round(100 * max(0.0, 1 - d / hay), 4)
                                           for d in distances))
     if spec.budget < 1:
         raise UsageError(

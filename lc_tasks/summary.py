@@ -15,8 +15,9 @@ lm-eval's own table sorts task names as strings (``lc_passkey_128k`` before
 
 from __future__ import annotations
 
+from lc_tasks.report.markdown import table
 from lc_tasks.report.names import FAMILIES, length_label, parse_pair_task, parse_task
-from lc_tasks.report.state_study import parse_bucket
+from lc_tasks.report.state_study import nll_metrics, parse_bucket
 
 
 def _score(metrics: dict) -> float | None:
@@ -54,8 +55,8 @@ def pair_table(results: dict) -> str:
     if not cells:
         return ""
     counts = sorted({n for row in cells.values() for n in row})
-    return _table("acc (%) \\ pairs", list(map(str, counts)), [
-        (f"kvrecall {length_label(length)}", [_percent(row.get(n)) for n in counts])
+    return table(["acc (%) \\ pairs", *map(str, counts)], [
+        [f"kvrecall {length_label(length)}", *[_percent(row.get(n)) for n in counts]]
         for length, row in sorted(cells.items())])
 
 
@@ -65,16 +66,14 @@ def loss_table(results: dict) -> str:
     for name, metrics in results.get("results", {}).items():
         parsed = parse_task(name)
         if parsed and parsed[0] == "ppl":
-            rows[parsed[1]] = {k.split(",")[0].removeprefix("nll_").replace("nll", "all"): v
-                               for k, v in metrics.items() if k.startswith("nll")
-                               and k.endswith(",none") and isinstance(v, (int, float))}
+            rows[parsed[1]] = nll_metrics(metrics)
     if not rows:
         return ""
     longest = max(rows)
     labels = sorted((label for label in rows[longest] if label != "all"),
                     key=lambda label: parse_bucket(label)[0]) + ["all"]
-    return _table("nll (nats/token)", labels, [
-        (f"ppl {length_label(length)}", [f"{row[b]:.3f}" if b in row else "-" for b in labels])
+    return table(["nll (nats/token)", *labels], [
+        [f"ppl {length_label(length)}", *[f"{row[b]:.3f}" if b in row else "-" for b in labels]]
         for length, row in sorted(rows.items())])
 
 
@@ -89,18 +88,11 @@ def length_table(results: dict) -> str:
         return ""
     lengths = sorted({n for row in cells.values() for n in row})
     order = [*FAMILIES, "suite"]
-    return _table("acc (%)", [length_label(n) for n in lengths], [
-        (family, [_percent(row.get(n)) for n in lengths])
+    return table(["acc (%)", *[length_label(n) for n in lengths]], [
+        [family, *[_percent(row.get(n)) for n in lengths]]
         for family, row in sorted(cells.items(), key=lambda kv: (
             order.index(kv[0]) if kv[0] in order else len(order), kv[0]))])
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _table(corner: str, columns: list[str], rows: list[tuple[str, list[str]]]) -> str:
-    """A Markdown table: ``corner`` and ``columns`` head it, each row is (label, cells)."""
-    lines = [f"| {corner} | " + " | ".join(columns) + " |", "| :-- |" + " --: |" * len(columns)]
-    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
-    return "\n".join(lines)

@@ -56,11 +56,13 @@ def test_kvrecall_first_asked_pair_sits_at_the_doc_depth(tokenizers):
     assert distances == sorted(distances, reverse=True), "deeper pairs sit nearer the question"
 
 
-def test_kvrecall_distances_option_places_the_asked_pair(tokenizers):
-    targets = [100, 1000, 2000, 3500]
-    docs = generate(task_spec("kvrecall", 4096, num_samples=4, num_pairs=64,
-                              distances=targets), tokenizers["bpe"], seed=0)
-    spacing = 4096 / 63  # tokens between neighbouring pairs
+@pytest.mark.parametrize("copies", [1, 2], ids=["once", "twice"])
+def test_kvrecall_distances_option_places_the_asked_pair(copies, tokenizers):
+    targets = [100, 1000, 1500] if copies == 2 else [100, 1000, 2000, 3500]
+    docs = generate(task_spec("kvrecall", 4096, num_samples=len(targets), num_pairs=64,
+                              distances=targets, repeat_context=copies), tokenizers["bpe"],
+                    seed=0)
+    spacing = 4096 / copies / 63  # tokens between neighbouring pairs
     for doc, target in zip(docs, targets):
         assert abs(doc["distances"][0] - target) < spacing + 80, (doc["distances"], target)
 
@@ -80,7 +82,9 @@ def test_pair_sweep_tasks_fix_the_pair_count(tokenizer_dir):
     ({"num_queries": 5, "num_pairs": 4}, "at most num_pairs"),
     ({"distances": "far"}, "distances"),
     ({"distances": [10], "depths": [50]}, "give one of them"),
-], ids=["too-many-queries", "queries-over-pairs", "bad-distance", "both-placements"])
+    ({"num_pairs": 9001}, "distinct 4-digit values"),
+], ids=["too-many-queries", "queries-over-pairs", "bad-distance", "both-placements",
+        "more-pairs-than-values"])
 def test_kvrecall_bad_options_are_one_line(options, message):
     with pytest.raises(UsageError, match=message) as err:
         task_spec("kvrecall", 4096, **options)
@@ -137,9 +141,10 @@ def test_read_twice_prompts_fit_and_repeat_the_context(family, options, kind, to
         question = doc["input"].rsplit("\n", 1)[-1].split("?")[0]
         if family not in REWORDED:
             assert doc["input"].count(question) == (2 if options.get("query_first") else 1)
-        else:
-            assert doc["input"].startswith("Question: ") == bool(
-                options.get("query_first")) or family == "vt"
+        else:  # the first question is reworded ("below"): count that wording
+            first = {"vt": "in the text below.", "cwe": "in the list below?",
+                     "fwe": "in the coded text below?"}[family]
+            assert doc["input"].count(first) == (1 if options.get("query_first") else 0)
         if copies > 1 and family in ("passkey", "niah_single", "niah_multikey", "kvrecall"):
             needle = re.search(rf"[^\n.]*\b{re.escape(doc['outputs'][0])}\b",
                                doc["input"]).group()
@@ -177,6 +182,22 @@ def test_ppl_buckets_cut_the_document_at_its_own_tokens(kind, haystack, tokenize
             whole = tok(context + continuation, add_special_tokens=False)["input_ids"]
             ctx = tok(context, add_special_tokens=False)["input_ids"]
             assert len(ctx) == b["start"] and whole == ids[: b["end"]]
+
+
+def test_ppl_never_cuts_inside_a_whitespace_run(tokenizers):
+    """A context ending in whitespace would have lm-eval move it into the continuation, scoring
+    that token twice; our prose's paragraph breaks ("\\n\\n", two tokens of the char tokenizer)
+    must not be cut."""
+    tok = tokenizers["char"]
+    for doc in generate(task_spec("ppl", 8192, num_samples=20), tok):
+        for (context, continuation), b in zip(bucket_requests(doc), doc["buckets"]):
+            assert not context[-1].isspace() and continuation[0].isspace(), b
+
+
+def test_ppl_refuses_a_reserve_that_leaves_its_last_bucket_empty(tokenizers):
+    with pytest.raises(UsageError, match="lower reserve") as err:
+        generate(task_spec("ppl", 4096, num_samples=1, reserve=2100), tokenizers["char"])
+    assert "\n" not in str(err.value)
 
 
 def test_ppl_reads_the_users_text(tmp_path, tokenizers):

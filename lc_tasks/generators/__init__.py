@@ -38,7 +38,7 @@ __all__ = ["GENERATORS", "VERSION", "generate"]
 
 # Bump when a change to any generator changes its docs: cached docs of other versions are not
 # reused.
-VERSION = 1
+VERSION = 2
 
 # kind -> generator class with .doc(rng, depth) -> Built
 GENERATORS = {

@@ -1,13 +1,16 @@
 """Loss by position: whole documents, cut into log-spaced position buckets.
 
-A doc is one document of the haystack source (our prose by default, or the user's text
-file or ``hf:`` dataset, e.g. PG-19) sized to the task's length, and its buckets
+A doc is a stretch of the haystack source (our prose by default, or the user's text file or
+``hf:`` dataset, e.g. PG-19, whose rows are joined and which a doc reads from a random
+sentence on, across row boundaries) sized to the task's length, and its buckets
 ``[0, 1k), [1k, 2k), [2k, 4k), ..., [L/2, L)`` (``lc_tasks.families.position_buckets``).
 Each bucket becomes one loglikelihood request whose context is the whole document before
 it, so the per-token loss of a bucket is measured with everything before it in view, and
 the requests of a doc are prefixes of one another: ``lc_hf`` serves them in one pass.
 
-Cuts fall before a whitespace, at the token nearest below each bucket edge whose prefix
+Cuts fall at a word boundary (the context ends in a non-space, the continuation starts
+with the whitespace: lm-eval moves a context's trailing whitespace into the continuation),
+at the token nearest below each bucket edge whose prefix
 tokenizes on its own exactly as it does inside the document (without special tokens, as
 lm-eval encodes a context), so the tokens lm-eval scores for the buckets are the
 document's own tokens, each exactly once. The first bucket's context is the first word
@@ -52,11 +55,13 @@ class Generator:
         return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def _cut(self, text: str, ids: list[int], ends: list[int], candidates, edge: int) -> int:
-        """The first token index k of ``candidates`` where the document can be cut: a
-        whitespace follows token k - 1 and ``text[:ends[k - 1]]`` tokenizes to ``ids[:k]``."""
+        """The first token index k of ``candidates`` where the document can be cut: token
+        k - 1 ends in a non-space, a whitespace follows it, and ``text[:ends[k - 1]]``
+        tokenizes to ``ids[:k]``."""
         tried = 0
         for k in candidates:
-            if not text[ends[k - 1] : ends[k - 1] + 1].isspace():
+            cut = ends[k - 1]
+            if not text[cut : cut + 1].isspace() or text[cut - 1 : cut].isspace():
                 continue
             if self._ids(text[: ends[k - 1]]) == ids[:k]:
                 return k
@@ -74,6 +79,10 @@ class Generator:
         ids, ends = enc["input_ids"], [end for _, end in enc["offset_mapping"]]
         edges = position_buckets(self.spec.length)
         last = len(ids) - 1
+        if last <= edges[-1][0]:
+            raise SizingError(f"lc_{self.spec.family} at {self.spec.length} tokens: the document "
+                              f"holds {len(ids)} tokens, not past its last bucket's start "
+                              f"{edges[-1][0]}; lower reserve")
         starts = [self._cut(text, ids, ends, range(1, last), 1)]  # after the first word
         for start, _ in edges[1:]:  # the nearest cut at or below each edge
             starts.append(self._cut(text, ids, ends, range(min(start, last), starts[-1], -1),

@@ -18,9 +18,10 @@ from lc_tasks.report.load import STATE_KEYS
 from lc_tasks.report.names import length_label, parse_length, parse_pair_task, parse_task
 from lc_tasks.report.scores import pick_metric
 
-__all__ = ["StateStudy", "collect", "draw", "format_bytes", "parse_bucket"]
+__all__ = ["StateStudy", "collect", "draw", "format_bytes", "nll_metrics", "parse_bucket"]
 
 PPL = "ppl"
+ALL = "all"  # the label of the whole-document loss (metric ``nll``)
 
 
 @dataclass
@@ -53,6 +54,21 @@ def parse_bucket(label: str) -> tuple[int, int]:
     return parse_length(start), parse_length(end)
 
 
+def nll_metrics(metrics: dict) -> dict[str, float]:
+    """An ``lc_ppl`` results entry's unfiltered losses: bucket label (or ``"all"``) -> nats.
+
+    >>> nll_metrics({"nll,none": 2.5, "nll_0-1k,none": 3.0, "nll_stderr,none": "N/A"})
+    {'all': 2.5, '0-1k': 3.0}
+    """
+    out = {}
+    for key, value in metrics.items():
+        name, _, filt = key.partition(",")
+        if filt == "none" and isinstance(value, (int, float)) and (
+                name == "nll" or name.startswith("nll_") and "_stderr" not in name):
+            out[ALL if name == "nll" else name[len("nll_"):]] = float(value)
+    return out
+
+
 def format_bytes(n: float) -> str:
     """``215040 -> '210.0 KiB'``; ``0 -> '0 B'``.
 
@@ -81,11 +97,8 @@ def collect(models) -> StateStudy:
             parsed = parse_task(task)
             if parsed is None or parsed[0] != PPL:
                 continue
-            buckets = {}
-            for key, value in run.results[task].items():
-                name, _, filt = key.partition(",")
-                if name.startswith("nll_") and filt == "none" and isinstance(value, (int, float)):
-                    buckets[parse_bucket(name[len("nll_"):])] = float(value)
+            buckets = {parse_bucket(label): value
+                       for label, value in nll_metrics(run.results[task]).items() if label != ALL}
             if buckets and parsed[1] >= study.losses.get(m.name, (0, {}))[0]:
                 study.losses[m.name] = (parsed[1], buckets)
         recorded = [r.state_info for r in m.runs.runs if set(STATE_KEYS) <= set(r.state_info)]
