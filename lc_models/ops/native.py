@@ -1,9 +1,12 @@
-"""A small compiled CPU kernel for the selective-scan recurrence, built on first use.
+"""Small compiled CPU kernels for the two scan recurrences, built on first use.
 
 PyTorch has no fused linear-recurrence op, and every pure-torch formulation of the Mamba-1
 scan streams (batch, d_inner, L, d_state) values through memory several times. The plain
 C loop in ``csrc/selective_scan.c`` keeps the state in L1 and reads each input once,
 which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmarks/``).
+``csrc/ssd_scan.c`` does the same for Mamba-2 (SSD): its decay is one scalar per head and
+token, so a token costs three vector operations per state element with the state in
+registers, less than the chunked matrix form's batched small GEMMs and their copies.
 
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
@@ -37,7 +40,8 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
+SOURCES = tuple(Path(__file__).with_name("csrc") / name
+                for name in ("selective_scan.c", "ssd_scan.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -83,19 +87,21 @@ def _build(compiler: str, openmp: bool = True) -> Path:
     if not openmp:
         compile_flags = [f for f in COMPILE_FLAGS if f != "-fopenmp"] + SERIAL_FLAGS
         link_flags = [f for f in LINK_FLAGS if f != "-fopenmp"]
-    source = SOURCE.read_bytes()
+    sources = [source.read_bytes() for source in SOURCES]
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
+        b"\0".join([*sources, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
-    target = _cache_dir() / f"lc_selective_scan_{key}.so"
+    target = _cache_dir() / f"lc_scans_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        obj, lib = Path(tmp) / "scan.o", Path(tmp) / "scan.so"
+        objs = [Path(tmp) / f"{source.stem}.o" for source in SOURCES]
+        lib = Path(tmp) / "scans.so"
         for cmd in (
-            [compiler, *compile_flags, "-c", str(SOURCE), "-o", str(obj)],
-            [compiler, str(obj), "-o", str(lib), *link_flags],
+            *([compiler, *compile_flags, "-c", str(source), "-o", str(obj)]
+              for source, obj in zip(SOURCES, objs)),
+            [compiler, *map(str, objs), "-o", str(lib), *link_flags],
         ):
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -132,6 +138,9 @@ def load() -> ctypes.CDLL | None:
             ctypes.c_int32, ctypes.c_int32,
         ]
         lib.lc_selective_scan_omp.restype = None
+        lib.lc_ssd_scan.argtypes = [ptr] * 8 + [ctypes.POINTER(i64)] + [i64] * 6 + [
+            ctypes.c_int32]
+        lib.lc_ssd_scan.restype = None
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
         return _lib
@@ -191,4 +200,42 @@ def scan(
     lib.lc_selective_scan_omp(
         *ptr, h.data_ptr(), y.data_ptr(), st, batch, d_inner, L, n, int(bool(softplus)), threads
     )
+    return y
+
+
+def ssd_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    decay: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+    D: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run the SSD recurrence; returns y (batch, L, nheads, headdim) float32 (with D x added)
+    and updates ``h`` in place.
+
+    x: (batch, L, nheads, headdim) float32, any strides but a unit last one (a view of the
+    mixer's channels-last activations costs no copy); dt, decay = exp(dt * A): (batch, L,
+    nheads) float32; B, C: (batch, L, ngroups, d_state) float32, any strides; D: (nheads,);
+    h: (batch, nheads, headdim, d_state) contiguous float32, the initial state on entry and
+    the final state on return. Semantics as in ``csrc/ssd_scan.c``.
+    """
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the native scan kernels are not available (see the log)")
+    batch, L, nheads, headdim = x.shape
+    ngroups, d_state = B.shape[-2:]
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    dt, decay = dt.contiguous(), decay.contiguous()
+    D = None if D is None else D.float().contiguous()
+    y = torch.empty(batch, L, nheads, headdim)
+    st = (ctypes.c_int64 * 12)(*x.stride(), *B.stride(), *C.stride())
+    ptr = [t.data_ptr() if t is not None else None for t in (x, dt, decay, B, C, D, h, y)]
+    small = batch * nheads * headdim * d_state * L < 1 << 18  # not worth waking threads
+    threads = 1 if small else torch.get_num_threads()
+    lib.lc_ssd_scan(*ptr, st, batch, L, nheads, headdim, ngroups, d_state, threads)
     return y
