@@ -55,6 +55,66 @@ def test_a_snapshot_never_writes_into_its_parents_buffer():
     assert torch.equal(child.keys[..., :6, :], before[[1, 0]])
 
 
+def _prefilled(capacity=32, n=6):
+    """A cache of one ReservedLayer holding ``n`` positions of a reservation, in a CacheState."""
+    from transformers import DynamicCache
+
+    from lc_models.state import CacheState
+
+    cache = DynamicCache()
+    cache.layers = [ReservedLayer(capacity)]
+    (k, v), = _chunks(sizes=(n,))
+    cache.layers[0].update(k, v)
+    return CacheState(cache, n, 2)
+
+
+def test_a_snapshot_keeping_its_rows_shares_the_buffer():
+    parent = _prefilled()
+    child = parent.select([0, 1])
+    p, c = parent.cache.layers[0], child.cache.layers[0]
+    assert c.buffer is p.buffer and c.keys.data_ptr() == p.keys.data_ptr(), "copied"
+
+
+@pytest.mark.parametrize("first", ["child", "parent"])
+def test_shared_snapshots_never_see_each_others_writes(first):
+    """Whichever of the two appends first writes in place; the other copies its prefix."""
+    parent = _prefilled()
+    child = parent.select([0, 1])
+    p, c = parent.cache.layers[0], child.cache.layers[0]
+    prefix = p.keys.clone()
+    (k1, v1), (k2, v2) = _chunks(seed=1, sizes=(3, 5))
+    writes = {"child": (c, k1, v1), "parent": (p, k2, v2)}
+    order = [first, "parent" if first == "child" else "child"]
+    pointers = {}
+    for who in order:
+        layer, k, v = writes[who]
+        keys, _ = layer.update(k, v)
+        pointers[who] = keys.data_ptr()
+    assert pointers[order[0]] != pointers[order[1]], "both wrote into one buffer"
+    assert torch.equal(c.keys[..., :6, :], prefix) and torch.equal(c.keys[..., 6:, :], k1)
+    assert torch.equal(p.keys[..., :6, :], prefix) and torch.equal(p.keys[..., 6:, :], k2)
+    assert torch.equal(c.values[..., 6:, :], v1) and torch.equal(p.values[..., 6:, :], v2)
+
+
+def test_the_first_to_append_after_a_shared_snapshot_writes_in_place():
+    parent = _prefilled()
+    child = parent.select([0, 1])
+    c = child.cache.layers[0]
+    before = c.keys.data_ptr()
+    (k, v), = _chunks(seed=2, sizes=(4,))
+    keys, _ = c.update(k, v)
+    assert keys.data_ptr() == before, "the snapshot copied although it appended first"
+
+
+def test_other_row_selections_copy():
+    parent = _prefilled()
+    for rows in ([1, 0], [0], [0, 0, 1]):
+        child = parent.select(rows)
+        c, p = child.cache.layers[0], parent.cache.layers[0]
+        assert c.keys.data_ptr() != p.keys.data_ptr()
+        assert torch.equal(c.keys, p.keys[rows])
+
+
 def test_chunked_prefill_with_a_reservation_equals_the_full_forward(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model("llama")).eval()
     runner = CacheRunner(model)
