@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["ReservedLayer", "reserve", "use_reserved_layers"]
+__all__ = ["ReservedLayer", "append", "reserve", "use_reserved_layers"]
 
 
 class _Buffer:
@@ -55,31 +55,9 @@ class ReservedLayer(DynamicLayer):
         # key_states, value_states: (batch, kv_heads, T, head_dim)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        n, t = self.get_seq_length(), key_states.shape[-2]
-        if not self._can_append(key_states, n, t):
-            buf = _Buffer(key_states, max(self.capacity, n + t))
-            if n:  # our prefix, from a shared buffer or from a fresh tensor
-                buf.keys[..., :n, :].copy_(self.keys)
-                buf.values[..., :n, :].copy_(self.values)
-            self.buffer = buf
-        buf = self.buffer
-        buf.keys[..., n : n + t, :].copy_(key_states)
-        buf.values[..., n : n + t, :].copy_(value_states)
-        buf.used = n + t
-        self.keys, self.values = buf.keys[..., : n + t, :], buf.values[..., : n + t, :]
+        self.buffer, self.keys, self.values = append(
+            self.buffer, self.keys, self.values, key_states, value_states, self.capacity)
         return self.keys, self.values
-
-    def _can_append(self, new: torch.Tensor, n: int, t: int) -> bool:
-        """Whether ``new`` can be written in place: our keys are the buffer's written prefix,
-        nobody wrote past it, and there is room."""
-        buf = self.buffer
-        if buf is None or buf.used != n or buf.keys.shape[-2] < n + t:
-            return False
-        if buf.keys.shape[:-2] != new.shape[:-2] or buf.keys.dtype != new.dtype:
-            return False
-        return n == 0 or (self.keys.data_ptr() == buf.keys.data_ptr()
-                          and self.keys.shape == (*buf.keys.shape[:-2], n, buf.keys.shape[-1])
-                          and self.values.data_ptr() == buf.values.data_ptr())
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Select rows; keeping every row in order shares the buffer (see the module doc)."""
@@ -88,6 +66,37 @@ class ReservedLayer(DynamicLayer):
                 (beam_idx.cpu() == torch.arange(batch)).all()):
             return
         super().reorder_cache(beam_idx)
+
+
+def append(buffer: _Buffer | None, keys, values, new_keys, new_values, capacity: int):
+    """``cat([keys, new_keys], -2)`` and the same for values, as views of a buffer of at least
+    ``capacity`` positions: written in place when ``keys`` and ``values`` are the written
+    prefix of ``buffer`` and it has room, else into a new buffer. Returns (buffer, keys,
+    values). keys, values: (batch, heads, n, d) or None (nothing yet); new_*: (.., T, d)."""
+    n = 0 if keys is None or keys.numel() == 0 else keys.shape[-2]
+    t = new_keys.shape[-2]
+    if not _can_append(buffer, keys, values, new_keys, n, t):
+        fresh = _Buffer(new_keys, max(capacity, n + t))
+        if n:  # our prefix, from a shared buffer or from a fresh tensor
+            fresh.keys[..., :n, :].copy_(keys)
+            fresh.values[..., :n, :].copy_(values)
+        buffer = fresh
+    buffer.keys[..., n : n + t, :].copy_(new_keys)
+    buffer.values[..., n : n + t, :].copy_(new_values)
+    buffer.used = n + t
+    return buffer, buffer.keys[..., : n + t, :], buffer.values[..., : n + t, :]
+
+
+def _can_append(buffer, keys, values, new, n: int, t: int) -> bool:
+    """Whether ``new`` can be written in place: keys and values are the buffer's written
+    prefix, nobody wrote past it, and there is room."""
+    if buffer is None or buffer.used != n or buffer.keys.shape[-2] < n + t:
+        return False
+    if buffer.keys.shape[:-2] != new.shape[:-2] or buffer.keys.dtype != new.dtype:
+        return False
+    return n == 0 or (keys.data_ptr() == buffer.keys.data_ptr()
+                      and keys.shape == (*buffer.keys.shape[:-2], n, buffer.keys.shape[-1])
+                      and values.data_ptr() == buffer.values.data_ptr())
 
 
 def use_reserved_layers(cache) -> None:

@@ -127,3 +127,29 @@ def test_chunked_prefill_with_a_reservation_equals_the_full_forward(tiny_model):
     feed(runner, ids, state, chunk_size=7, on_chunk=lambda rows, start, lg: chunks.append(lg))
     assert isinstance(state.cache.layers[0], ReservedLayer)
     assert (torch.cat(chunks, 1)[0] - full).abs().max() < 1e-4
+
+
+def test_mamba_ssm_attention_layers_use_the_reservation():
+    """MixerLM's MHA layers: one buffer of the reserved size, written in place, same logits."""
+    from lc_models.models.mixer_model import AttnConfig, AttnLayer, MixerConfig, MixerLM
+
+    torch.manual_seed(0)
+    cfg = MixerConfig(d_model=16, n_layer=2, vocab_size=32, attn_layer_idx=(1,),
+                      attn=AttnConfig(num_heads=2, head_dim=8, d_conv=4, rotary_emb_dim=4),
+                      d_intermediate=32, ssm_layer="Mamba2",
+                      ssm_hf={"state_size": 4, "head_dim": 4, "num_heads": 8, "n_groups": 1,
+                              "expand": 2, "conv_kernel": 4})
+    model = MixerLM(cfg).eval()
+    ids = torch.randint(0, 32, (1, 40), generator=torch.Generator().manual_seed(1))
+    full = model.prefill(ids, model.new_state(1))
+    state = model.new_state(1)
+    state.reserve(40)
+    pointers, parts = set(), []
+    for s in range(0, 40, 7):
+        parts.append(model.prefill(ids[:, s : s + 7], state))
+        state.n_tokens += ids[:, s : s + 7].shape[1]
+        layer = state.layers[1]
+        assert isinstance(layer, AttnLayer) and layer.kv.keys.shape[-2] == 40
+        pointers.add(layer.k.data_ptr())
+    assert len(pointers) == 1, "the KV buffer was reallocated"
+    assert (torch.cat(parts, 1) - full).abs().max() < 1e-5

@@ -14,6 +14,9 @@
   does), but only after a quick check on random tokens that chunked prefill,
   batched, matches its full forward pass. If it does not, lc_hf refuses the
   model with a clear error rather than return wrong numbers.
+
+Every transformers model that attends with "sdpa" is first switched to ``lc_sdpa``
+(``attention.py``): a chunk attends to its cache without the (chunk, context) mask.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
 
     if isinstance(model, StatefulLM):  # our own implementations carry their state themselves
         return ModelRunner(model)
+    from lc_models.arch import attention
+
+    attention.patch(model)
     model_type = getattr(model.config, "model_type", None)
     if model_type in FIXES:
         return importlib.import_module(FIXES[model_type]).make_runner(model)
