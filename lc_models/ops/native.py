@@ -7,6 +7,9 @@ which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmark
 ``csrc/ssd_scan.c`` does the same for Mamba-2 (SSD): its decay is one scalar per head and
 token, so a token costs three vector operations per state element with the state in
 registers, less than the chunked matrix form's batched small GEMMs and their copies.
+Two element-wise neighbours of the scans are fused the same way, one read and one write
+each instead of a torch op (and a fresh tensor) per term: the depthwise causal conv with its
+SiLU (``csrc/causal_conv1d.c``) and Mamba-2's gated RMS norm (``csrc/gated_rms_norm.c``).
 
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
@@ -41,7 +44,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 SOURCES = tuple(Path(__file__).with_name("csrc") / name
-                for name in ("selective_scan.c", "ssd_scan.c"))
+                for name in ("selective_scan.c", "ssd_scan.c", "causal_conv1d.c",
+                             "gated_rms_norm.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -141,6 +145,12 @@ def load() -> ctypes.CDLL | None:
         lib.lc_ssd_scan.argtypes = [ptr] * 8 + [ctypes.POINTER(i64)] + [i64] * 6 + [
             ctypes.c_int32]
         lib.lc_ssd_scan.restype = None
+        lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
+            ctypes.c_int32, ctypes.c_int32]
+        lib.lc_causal_conv1d.restype = None
+        lib.lc_gated_rms_norm.argtypes = [ptr] * 4 + [i64] * 5 + [ctypes.c_float,
+                                                                  ctypes.c_int32]
+        lib.lc_gated_rms_norm.restype = None
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
         return _lib
@@ -239,3 +249,63 @@ def ssd_scan(
     threads = 1 if small else torch.get_num_threads()
     lib.lc_ssd_scan(*ptr, st, batch, L, nheads, headdim, ngroups, d_state, threads)
     return y
+
+
+def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  history: torch.Tensor | None, silu: bool) -> torch.Tensor:
+    """Depthwise causal conv (and SiLU); returns y (batch, L, channels) float32 contiguous.
+
+    x: (batch, L, channels) float32 with a unit channel stride (a slice of a projection costs
+    no copy); weight: (channels, K); bias: (channels,); history: (batch, channels, K') with
+    K' >= K - 1, the inputs before x (most recent last), or None for zeros. Semantics as in
+    ``csrc/causal_conv1d.c``.
+    """
+    lib = _require()
+    batch, L, channels = x.shape
+    K = weight.shape[-1]
+    if x.stride(-1) != 1 or x.dtype != torch.float32:
+        x = x.float().contiguous()
+    w = weight.float().t().contiguous()  # (K, channels): one vector per tap
+    bias = None if bias is None else bias.float().contiguous()
+    history = None if history is None else history.float().contiguous()
+    y = torch.empty(batch, L, channels)
+    st = (ctypes.c_int64 * 2)(*x.stride()[:2])
+    ptr = [t.data_ptr() if t is not None else None for t in (x, history, w, bias, y)]
+    threads = 1 if batch * L * channels < 1 << 15 else torch.get_num_threads()
+    lib.lc_causal_conv1d(*ptr, st, batch, L, channels, K,
+                         history.shape[-1] if history is not None else 0, int(silu), threads)
+    return y
+
+
+def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor | None, weight: torch.Tensor,
+                   group_size: int, eps: float) -> torch.Tensor:
+    """``weight * v / rms(v)`` over groups of ``group_size`` channels, v = x * silu(gate);
+    returns (..., channels) float32 contiguous. x, gate: (..., channels) float32 whose rows
+    are evenly strided with a unit channel stride. Semantics as in ``csrc/gated_rms_norm.c``.
+    """
+    lib = _require()
+    shape = x.shape
+    x, gate = (None if t is None else _rows(t) for t in (x, gate))  # (rows, channels)
+    rows, channels = x.shape
+    if channels % group_size:
+        raise ValueError(f"{channels} channels do not split in groups of {group_size}")
+    weight = weight.float().contiguous()
+    y = torch.empty(rows, channels)
+    ptr = [t.data_ptr() if t is not None else None for t in (x, gate, weight, y)]
+    threads = 1 if rows * channels < 1 << 15 else torch.get_num_threads()
+    lib.lc_gated_rms_norm(*ptr, x.stride(0), gate.stride(0) if gate is not None else 0, rows,
+                          channels, group_size, eps, threads)
+    return y.view(shape)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """t as (rows, channels) float32 with a unit channel stride (a view when it can be)."""
+    flat = t.float().reshape(-1, t.shape[-1])
+    return flat if flat.stride(-1) == 1 else flat.contiguous()
+
+
+def _require() -> ctypes.CDLL:
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the native kernels are not available (see the log)")
+    return lib
