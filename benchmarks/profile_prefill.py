@@ -138,8 +138,10 @@ def profile(name: str, lengths: list[int], out: Path, chunk_size: int, repeat: i
 def markdown(results: dict) -> str:
     m = results["machine"]
     gemm = results["gemm"].get("gemm_gflops", float("nan"))
+    by = results["gemm"].get("gemm_by_backend", {})
+    each = " (" + ", ".join(f"{k} {v:.0f}" for k, v in by.items()) + ")" if by else ""
     head = (f"Machine: {m.get('cpu', '?')}, {m.get('cores')} cores; torch {m.get('torch')}, "
-            f"fp32; GEMM {gemm:.0f} GFLOP/s; chunk_size {results['chunk_size']}; load average "
+            f"fp32; GEMM {gemm:.0f} GFLOP/s{each}; chunk_size {results['chunk_size']}; load average "
             f"{results['load_start']} at start, {results['load_end']} at end.")
     lines = [head, "", "Share of one loglikelihood request's wall time (lc_hf).", "",
              "| config | tokens | tok/s | roofline share | "
