@@ -7,7 +7,8 @@ GFLOP/s through ``F.linear`` and about 440 GFLOP/s through oneDNN (``torch.ops.m
 _linear_pointwise``, the op torch's own compiler emits for CPU linears), with the same inputs
 and results equal to rounding (relative differences below 1e-6: another summation order).
 
-``linear_ref`` is ``F.linear``; ``linear`` is the same product through oneDNN.
+``linear_ref`` is ``F.linear``; ``linear`` is the same product through oneDNN, and
+``fast_linear`` whichever of the two is faster for the call.
 ``fast_backend()`` times both once per process on a layer-sized product and checks that they
 agree; ``patch(model)`` then routes every fp32 ``nn.Linear`` of ``model`` through the faster
 one for calls of at least ``MIN_MACS`` multiply-adds (nothing changes where MKL is as fast,
@@ -86,12 +87,17 @@ def _best_time(fn, x, w, repeat: int = 5) -> float:
     return best
 
 
+def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    """``F.linear`` through the faster GEMM here (``fast_backend()``), for calls of at least
+    ``MIN_MACS`` multiply-adds on fp32 CPU tensors; ``F.linear`` otherwise."""
+    if (x.dtype == weight.dtype == torch.float32 and x.device.type == "cpu"
+            and x.numel() * weight.shape[0] >= MIN_MACS and fast_backend() == "onednn"):
+        return linear(x, weight, bias)
+    return linear_ref(x, weight, bias)
+
+
 def _forward(self, x):
-    w = self.weight  # (out, in)
-    if (x.dtype == torch.float32 and x.device.type == "cpu"
-            and x.numel() * w.shape[0] >= MIN_MACS):
-        return linear(x, w, self.bias)
-    return linear_ref(x, w, self.bias)
+    return fast_linear(x, self.weight, self.bias)
 
 
 def patch(model: torch.nn.Module) -> int:

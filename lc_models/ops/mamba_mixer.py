@@ -28,9 +28,9 @@ True
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from lc_models.ops.causal_conv import causal_conv1d
+from lc_models.ops.linear import fast_linear
 from lc_models.ops.rms_norm import gated_rms_norm
 from lc_models.ops.selective_scan import selective_scan
 from lc_models.ops.ssd import ssd
@@ -58,7 +58,7 @@ def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     dt, B, C = proj[..., :rank], proj[..., rank : rank + n], proj[..., rank + n :]
     dt, B, C = (_norm(mixer, name, t) for name, t in
                 (("dt_layernorm", dt), ("b_layernorm", B), ("c_layernorm", C)))
-    dt = F.linear(dt, mixer.dt_proj.weight)  # (batch, L, d_inner); bias added in the scan
+    dt = fast_linear(dt, mixer.dt_proj.weight)  # (batch, L, d_inner); bias added in the scan
     A = -torch.exp(mixer.A_log.float())  # (d_inner, d_state)
     y, ssm_state = selective_scan(
         x.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2),
