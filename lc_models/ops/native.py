@@ -6,7 +6,8 @@ C loop in ``csrc/selective_scan.c`` keeps the state in L1 and reads each input o
 which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmarks/``).
 ``csrc/ssd_scan.c`` does the same for Mamba-2 (SSD): its decay is one scalar per head and
 token, so a token costs three vector operations per state element with the state in
-registers, less than the chunked matrix form's batched small GEMMs and their copies.
+registers, less than the chunked matrix form's batched small GEMMs and their copies;
+``csrc/wkv6_scan.c`` for RWKV-6's WKV (a decay per key channel, the same three operations).
 Two element-wise neighbours of the scans are fused the same way, one read and one write
 each instead of a torch op (and a fresh tensor) per term: the depthwise causal conv with its
 SiLU (``csrc/causal_conv1d.c``) and Mamba-2's gated RMS norm (``csrc/gated_rms_norm.c``).
@@ -44,7 +45,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 SOURCES = tuple(Path(__file__).with_name("csrc") / name
-                for name in ("selective_scan.c", "ssd_scan.c", "causal_conv1d.c",
+                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "causal_conv1d.c",
                              "gated_rms_norm.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
@@ -145,6 +146,9 @@ def load() -> ctypes.CDLL | None:
         lib.lc_ssd_scan.argtypes = [ptr] * 8 + [ctypes.POINTER(i64)] + [i64] * 6 + [
             ctypes.c_int32]
         lib.lc_ssd_scan.restype = None
+        lib.lc_wkv6_scan.argtypes = [ptr] * 7 + [ctypes.POINTER(i64)] + [i64] * 4 + [
+            ctypes.c_int32]
+        lib.lc_wkv6_scan.restype = None
         lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
             ctypes.c_int32, ctypes.c_int32]
         lib.lc_causal_conv1d.restype = None
@@ -249,6 +253,26 @@ def ssd_scan(
     threads = 1 if small else torch.get_num_threads()
     lib.lc_ssd_scan(*ptr, st, batch, L, nheads, headdim, ngroups, d_state, threads)
     return y
+
+
+def wkv6_scan(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor,
+              u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Run the WKV6 recurrence; returns o (batch, L, heads, N) float32 and updates ``h`` in
+    place. r, k, v, w = exp(log_w): (batch, L, heads, N) float32; u: (heads, N); h: (batch,
+    heads, N, N) contiguous float32, the initial state on entry and the final one on return.
+    Semantics as in ``csrc/wkv6_scan.c``."""
+    lib = _require()
+    batch, L, heads, n = r.shape
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    r, k, v, w = (t.float().contiguous() for t in (r, k, v, w))  # one layout for the four
+    u = u.float().contiguous()
+    o = torch.empty(batch, L, heads, n)
+    st = (ctypes.c_int64 * 3)(*r.stride()[:3])
+    threads = 1 if batch * heads * n * n * L < 1 << 18 else torch.get_num_threads()
+    lib.lc_wkv6_scan(*(t.data_ptr() for t in (r, k, v, w, u, h, o)), st, batch, L, heads, n,
+                     threads)
+    return o
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
