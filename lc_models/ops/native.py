@@ -7,7 +7,8 @@ which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmark
 ``csrc/ssd_scan.c`` does the same for Mamba-2 (SSD): its decay is one scalar per head and
 token, so a token costs three vector operations per state element with the state in
 registers, less than the chunked matrix form's batched small GEMMs and their copies;
-``csrc/wkv6_scan.c`` for RWKV-6's WKV (a decay per key channel, the same three operations).
+``csrc/wkv6_scan.c`` for RWKV-6's WKV (a decay per key channel, the same three operations);
+``csrc/linear_scan.c`` for RecurrentGemma's RG-LRU (one multiply-add per channel and token).
 Two element-wise neighbours of the scans are fused the same way, one read and one write
 each instead of a torch op (and a fresh tensor) per term: the depthwise causal conv with its
 SiLU (``csrc/causal_conv1d.c``) and Mamba-2's gated RMS norm (``csrc/gated_rms_norm.c``).
@@ -45,8 +46,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 SOURCES = tuple(Path(__file__).with_name("csrc") / name
-                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "causal_conv1d.c",
-                             "gated_rms_norm.c"))
+                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "linear_scan.c",
+                             "causal_conv1d.c", "gated_rms_norm.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -149,6 +150,8 @@ def load() -> ctypes.CDLL | None:
         lib.lc_wkv6_scan.argtypes = [ptr] * 7 + [ctypes.POINTER(i64)] + [i64] * 4 + [
             ctypes.c_int32]
         lib.lc_wkv6_scan.restype = None
+        lib.lc_linear_scan.argtypes = [ptr] * 4 + [i64] * 3 + [ctypes.c_int32]
+        lib.lc_linear_scan.restype = None
         lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
             ctypes.c_int32, ctypes.c_int32]
         lib.lc_causal_conv1d.restype = None
@@ -273,6 +276,22 @@ def wkv6_scan(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor
     lib.lc_wkv6_scan(*(t.data_ptr() for t in (r, k, v, w, u, h, o)), st, batch, L, heads, n,
                      threads)
     return o
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """h <- a[t] * h + x[t] per channel; returns y (batch, L, channels) float32, every h, and
+    updates ``h`` (batch, channels) contiguous float32 in place. a, x: (batch, L, channels).
+    Semantics as in ``csrc/linear_scan.c``."""
+    lib = _require()
+    batch, L, channels = x.shape
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    a, x = a.float().contiguous(), x.float().contiguous()
+    y = torch.empty(batch, L, channels)
+    threads = 1 if batch * L * channels < 1 << 16 else torch.get_num_threads()
+    lib.lc_linear_scan(a.data_ptr(), x.data_ptr(), h.data_ptr(), y.data_ptr(), batch, L,
+                       channels, threads)
+    return y
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
