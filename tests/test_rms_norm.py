@@ -37,3 +37,25 @@ def test_the_reference_keeps_the_input_dtype():
     x = torch.randn(3, 8, dtype=torch.bfloat16)
     assert gated_rms_norm_ref(x, x, torch.ones(8, dtype=torch.bfloat16), 8, 1e-6).dtype == \
         torch.bfloat16
+
+
+@pytest.mark.skipif(NATIVE_OFF, reason="LC_EVAL_NATIVE=0")
+@pytest.mark.parametrize("name", ["LlamaRMSNorm", "MambaRMSNorm", "Mamba2RMSNorm"])
+def test_patched_plain_norms_match_their_own_forward(name):
+    import importlib
+
+    from lc_models.ops import rms_norm
+
+    where = {"LlamaRMSNorm": "llama.modeling_llama", "MambaRMSNorm": "mamba.modeling_mamba",
+             "Mamba2RMSNorm": "mamba2.modeling_mamba2"}[name]
+    cls = getattr(importlib.import_module(f"transformers.models.{where}"), name)
+    norm = cls(48, eps=1e-5)
+    norm.weight.data = torch.rand(48, generator=torch.Generator().manual_seed(0)) + 0.5
+    x = torch.randn(3, 5, 48, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = norm(x)
+        assert rms_norm.patch(torch.nn.Sequential(norm)) == 1
+        got = norm(x)
+        assert norm(x.double()).dtype == torch.float64  # other dtypes: the module's own forward
+    err = (got - expected).abs().max().item()
+    assert err < 2e-6, f"{name}: max error {err:.2e}"

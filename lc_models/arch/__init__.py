@@ -18,7 +18,8 @@
 Every transformers model that attends with "sdpa" is first switched to ``lc_sdpa``
 (``attention.py``): a chunk attends to its cache without the (chunk, context) mask. Every
 model's fp32 linear layers run through oneDNN where its GEMM is faster than torch's default
-(``lc_models.ops.linear``: MKL runs AVX2 code on AMD CPUs), and freed tensor memory stays in
+(``lc_models.ops.linear``: MKL runs AVX2 code on AMD CPUs), plain RMS norms in one pass
+(``lc_models.ops.rms_norm``), and freed tensor memory stays in
 the process instead of being faulted in again by the next op (``lc_models.ops.allocator``).
 """
 
@@ -51,10 +52,11 @@ GENERIC_EXACT: frozenset[str] = frozenset(
 def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
     """The runner for ``model``; unknown model types are checked first (see module doc)."""
     from lc_models.models.stateful import StatefulLM
-    from lc_models.ops import allocator, linear
+    from lc_models.ops import allocator, linear, rms_norm
 
     allocator.keep_freed_memory()
     linear.patch(model)
+    rms_norm.patch(model)
     if isinstance(model, StatefulLM):  # our own implementations carry their state themselves
         return ModelRunner(model)
     from lc_models.arch import attention

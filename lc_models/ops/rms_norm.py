@@ -3,7 +3,9 @@
 ``gated_rms_norm_ref`` is transformers' ``MambaRMSNormGated`` arithmetic in torch (the oracle,
 and the fallback: six passes over the activations, each into a fresh tensor);
 ``gated_rms_norm`` runs the native kernel for float32 on a CPU (``csrc/gated_rms_norm.c``:
-one read of x and the gate, one write).
+one read of x and the gate, one write). Without a gate and with one group it is the plain
+RMS norm of Llama, Mamba and Mamba-2 blocks (``PLAIN_RMS_NORMS``), which ``patch`` routes
+through the same kernel.
 
 >>> import torch
 >>> x, gate, w = torch.randn(2, 5, 8), torch.randn(2, 5, 8), torch.rand(8)
@@ -14,10 +16,16 @@ True
 
 from __future__ import annotations
 
+import types
+
 import torch
 import torch.nn.functional as F
 
 from lc_models.ops import native
+
+# transformers classes whose forward is exactly ``weight * (x / rms(x))``, the norm in fp32 and
+# cast back before the weight (tests/test_rms_norm.py compares each with its own forward)
+PLAIN_RMS_NORMS = ("LlamaRMSNorm", "MambaRMSNorm", "Mamba2RMSNorm")
 
 
 def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
@@ -45,3 +53,22 @@ def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto")
     if backend == "torch" or not fits:
         return gated_rms_norm_ref(x, gate, weight, group_size, eps)
     return native.gated_rms_norm(x, gate, weight, group_size, eps)
+
+
+def _plain_forward(self, x):
+    if x.dtype == self.weight.dtype == torch.float32 and x.device.type == "cpu":
+        return gated_rms_norm(x, None, self.weight, x.shape[-1], self.variance_epsilon)
+    return type(self).forward(self, x)
+
+
+def patch(model: torch.nn.Module) -> int:
+    """Route every ``PLAIN_RMS_NORMS`` module of ``model`` through ``gated_rms_norm`` (fp32 on a
+    CPU; the module's own forward otherwise); returns how many."""
+    if not native.available():
+        return 0
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ in PLAIN_RMS_NORMS and hasattr(module, "variance_epsilon"):
+            module.forward = types.MethodType(_plain_forward, module)
+            count += 1
+    return count
