@@ -153,3 +153,29 @@ def test_mamba_ssm_attention_layers_use_the_reservation():
         pointers.add(layer.k.data_ptr())
     assert len(pointers) == 1, "the KV buffer was reallocated"
     assert (torch.cat(parts, 1) - full).abs().max() < 1e-5
+
+
+def test_mamba_ssm_snapshots_keeping_their_rows_share_the_kv_buffer():
+    """A context's state handed to its continuation: no copy of the KV cache; the two never
+    see each other's writes; other row selections copy."""
+    from lc_models.models.mixer_model import AttnConfig, MixerConfig, MixerLM
+
+    torch.manual_seed(0)
+    cfg = MixerConfig(d_model=16, n_layer=1, vocab_size=32, attn_layer_idx=(0,),
+                      attn=AttnConfig(num_heads=2, head_dim=8))
+    model = MixerLM(cfg).eval()
+    ids = torch.randint(0, 32, (2, 12), generator=torch.Generator().manual_seed(1))
+    state = model.new_state(2)
+    state.reserve(20)
+    model.prefill(ids[:, :8], state)
+    state.n_tokens = 8
+    child = state.select([0, 1])
+    assert child.layers[0].k.data_ptr() == state.layers[0].k.data_ptr(), "copied"
+    expected = model.prefill(ids[:, 8:], state.select([0, 1]).select([0, 1]))  # parent's path
+    parent_keys = state.layers[0].k.clone()
+    got = model.prefill(ids[:, 8:], child)  # writes in place after the shared prefix
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.equal(state.layers[0].k, parent_keys), "the parent's view changed"
+    moved = state.select([1, 0])
+    assert moved.layers[0].k.data_ptr() != state.layers[0].k.data_ptr()
+    assert torch.equal(moved.layers[0].k, state.layers[0].k[[1, 0]])

@@ -28,7 +28,7 @@ torch.Size([1, 3, 32])
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -252,12 +252,25 @@ class Block(nn.Module):
 
 
 class MixerStates(LayerStates):
-    """The layers' states; a reservation sizes the attention layers' KV buffers."""
+    """The layers' states; a reservation sizes the attention layers' KV buffers.
+
+    A selection that keeps every row in order (a request's context state handed to its
+    continuation) shares the tensors instead of copying them: no layer changes a state tensor
+    in place (each chunk makes new conv and SSM states), and the KV buffers are append-only
+    (``lc_models.kv_cache``), so the copies would only cost memory, a KV cache each."""
 
     def reserve(self, n_tokens: int) -> None:
         for layer in self.layers:
             if isinstance(layer, AttnLayer):
                 layer.capacity = n_tokens
+
+    def select(self, rows) -> MixerStates:
+        rows = list(rows)
+        if rows == list(range(self.batch_size)):
+            return MixerStates([replace(layer) for layer in self.layers], self.n_tokens,
+                               self.batch_size)
+        picked = super().select(rows)
+        return MixerStates(picked.layers, picked.n_tokens, picked.batch_size)
 
 
 class MixerLM(StatefulLM):
