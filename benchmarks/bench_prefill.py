@@ -2,9 +2,9 @@
 
 On one machine, in one process tree, for each model config (random weights, built locally):
 
-* the machine's own fp32 GEMM rate, which with 2 x (params outside the embedding and the output
-  head) FLOPs per token gives a roofline (the embedding is a lookup; the head runs only where
-  logits are needed);
+* the machine's own fp32 GEMM rate (the faster of torch's default GEMM and oneDNN's), which
+  with 2 x (params outside the embedding and the output head) FLOPs per token gives a roofline
+  (the embedding is a lookup; the head runs only where logits are needed);
 * one ``loglikelihood`` request per input length, each in its own subprocess so that its
   peak RSS is its own: tokens/s, peak RSS, speedup, share of the roofline, memory growth;
 * ``generate_until`` on a passkey prompt (16k tokens by default): time to answer.
@@ -177,10 +177,12 @@ def _variant_notes(ll: dict) -> list[str]:
 def markdown(results: dict) -> str:
     m = results["machine"]
     gemm = results["gemm"].get("gemm_gflops", float("nan"))
+    by = results["gemm"].get("gemm_by_backend", {})
+    each = " (" + ", ".join(f"{k} {v:.0f}" for k, v in by.items()) + ")" if by else ""
     machine_line = (
         f"Machine: {m.get('cpu', '?')}, {m.get('cores')} cores, "
         f"{m.get('mem_total_gb', 0):.0f} GiB; torch {m.get('torch')}, fp32, "
-        f"{results['gemm'].get('threads', '?')} threads; GEMM {gemm:.0f} GFLOP/s; "
+        f"{results['gemm'].get('threads', '?')} threads; GEMM {gemm:.0f} GFLOP/s{each}; "
         f"load average {results['load_start']} at start, {results['load_end']} at end."
     )
     lines = [machine_line, ""]

@@ -57,6 +57,19 @@ def _llama():
     )
 
 
+@config("recurrentgemma", "RecurrentGemma-2b's layout at d_model 768 (12 layers: recurrent, "
+        "recurrent, local attention; window 2048, 12 heads of 64, 1 KV head, lru_width 768, "
+        "MLP 2304, vocab 32000)")
+def _recurrentgemma():
+    from transformers import RecurrentGemmaConfig
+
+    return RecurrentGemmaConfig(
+        vocab_size=32000, hidden_size=768, intermediate_size=6 * 768, num_hidden_layers=12,
+        num_attention_heads=12, num_key_value_heads=1, lru_width=768, attention_window_size=2048,
+        tie_word_embeddings=True,
+    )
+
+
 # name -> (description, writer(folder) of the checkpoint, the model it is measured against)
 NATIVE: dict[str, tuple[str, Callable[[Path], Any], str | None]] = {}
 

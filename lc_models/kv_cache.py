@@ -6,16 +6,22 @@ allocator's slack). lc_hf knows each request's final length before it starts, so
 :class:`ReservedLayer` keeps its keys and values in one buffer of that many positions and
 writes each chunk into place; ``keys``/``values`` are views of the filled prefix, so
 everything that reads a ``DynamicLayer`` (masks, ``get_seq_length``, attention) sees the
-same tensors. ``reorder_cache`` (what a snapshot does) leaves a fresh tensor that is not a
-prefix of the buffer; the next ``update`` then copies it into a new buffer, so a snapshot never
-writes into its parent's memory. (``crop`` keeps a prefix view, so a later update overwrites
-tensors taken before the crop; lc_hf never crops.)
+same tensors.
+
+Snapshots share the buffer. ``CacheState.select`` copies a layer and calls its
+``reorder_cache``; when the rows stay as they are (a batch of one kept for its continuations,
+the common case) nothing is copied: the snapshot and its parent both view the same prefix.
+The buffer is append-only: it counts the positions written so far (``used``), and a layer
+writes in place only when its own prefix ends exactly there. So the first of the two to
+continue appends in place, and the other finds ``used`` past its end and copies its prefix
+into a buffer of its own: no layer ever sees another's writes. Any other row selection,
+``crop``, or a growth past the reservation also leaves a fresh buffer.
 
 Without a reservation (``capacity`` 0), or past it, it grows to exactly what is needed, one
 copy per chunk, as ``DynamicLayer`` does.
 
-    buffer  (batch, heads, capacity, head_dim)
-    keys    buffer[:, :, :n_tokens]            a view, no copy
+    buffer.keys  (batch, heads, capacity, head_dim)
+    keys         buffer.keys[:, :, :n_tokens]      a view, no copy
 """
 
 from __future__ import annotations
@@ -23,7 +29,18 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-__all__ = ["ReservedLayer", "reserve", "use_reserved_layers"]
+__all__ = ["ReservedLayer", "append", "reserve", "use_reserved_layers"]
+
+
+class _Buffer:
+    """Keys and values of ``capacity`` positions, shared by a layer and its snapshots; the
+    first ``used`` positions have been written (and are never written again)."""
+
+    __slots__ = ("keys", "used", "values")
+
+    def __init__(self, like: torch.Tensor, capacity: int):
+        shape = (*like.shape[:-2], capacity, like.shape[-1])  # (batch, heads, capacity, d)
+        self.keys, self.values, self.used = like.new_empty(shape), like.new_empty(shape), 0
 
 
 class ReservedLayer(DynamicLayer):
@@ -32,31 +49,54 @@ class ReservedLayer(DynamicLayer):
     def __init__(self, capacity: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.capacity = capacity
+        self.buffer: _Buffer | None = None
 
     def update(self, key_states, value_states, *args, **kwargs):
         # key_states, value_states: (batch, kv_heads, T, head_dim)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        n, t = self.get_seq_length(), key_states.shape[-2]
-        self.keys = _write(self.keys, key_states, n, max(self.capacity, n + t))
-        self.values = _write(self.values, value_states, n, max(self.capacity, n + t))
+        self.buffer, self.keys, self.values = append(
+            self.buffer, self.keys, self.values, key_states, value_states, self.capacity)
         return self.keys, self.values
 
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Select rows; keeping every row in order shares the buffer (see the module doc)."""
+        batch = self.keys.shape[0] if self.is_initialized and self.keys.dim() == 4 else None
+        if batch is not None and beam_idx.numel() == batch and bool(
+                (beam_idx.cpu() == torch.arange(batch)).all()):
+            return
+        super().reorder_cache(beam_idx)
 
-def _write(filled: torch.Tensor, new: torch.Tensor, n: int, capacity: int) -> torch.Tensor:
-    """``cat([filled, new], -2)`` as a view of a buffer of ``capacity`` positions, written in
-    place when ``filled`` is already a prefix view of a buffer with room for ``new``."""
-    base = filled._base
-    t = new.shape[-2]
-    in_place = (base is not None and n > 0 and filled.data_ptr() == base.data_ptr()
-                and base.shape[:-2] == new.shape[:-2] and base.shape[-2] >= n + t
-                and filled.shape == (*base.shape[:-2], n, base.shape[-1]))
-    if not in_place:
-        base = new.new_empty((*new.shape[:-2], capacity, new.shape[-1]))
-        if n:
-            base[..., :n, :].copy_(filled)
-    base[..., n : n + t, :].copy_(new)
-    return base[..., : n + t, :]
+
+def append(buffer: _Buffer | None, keys, values, new_keys, new_values, capacity: int):
+    """``cat([keys, new_keys], -2)`` and the same for values, as views of a buffer of at least
+    ``capacity`` positions: written in place when ``keys`` and ``values`` are the written
+    prefix of ``buffer`` and it has room, else into a new buffer. Returns (buffer, keys,
+    values). keys, values: (batch, heads, n, d) or None (nothing yet); new_*: (.., T, d)."""
+    n = 0 if keys is None or keys.numel() == 0 else keys.shape[-2]
+    t = new_keys.shape[-2]
+    if not _can_append(buffer, keys, values, new_keys, n, t):
+        fresh = _Buffer(new_keys, max(capacity, n + t))
+        if n:  # our prefix, from a shared buffer or from a fresh tensor
+            fresh.keys[..., :n, :].copy_(keys)
+            fresh.values[..., :n, :].copy_(values)
+        buffer = fresh
+    buffer.keys[..., n : n + t, :].copy_(new_keys)
+    buffer.values[..., n : n + t, :].copy_(new_values)
+    buffer.used = n + t
+    return buffer, buffer.keys[..., : n + t, :], buffer.values[..., : n + t, :]
+
+
+def _can_append(buffer, keys, values, new, n: int, t: int) -> bool:
+    """Whether ``new`` can be written in place: keys and values are the buffer's written
+    prefix, nobody wrote past it, and there is room."""
+    if buffer is None or buffer.used != n or buffer.keys.shape[-2] < n + t:
+        return False
+    if buffer.keys.shape[:-2] != new.shape[:-2] or buffer.keys.dtype != new.dtype:
+        return False
+    return n == 0 or (keys.data_ptr() == buffer.keys.data_ptr()
+                      and keys.shape == (*buffer.keys.shape[:-2], n, buffer.keys.shape[-1])
+                      and values.data_ptr() == buffer.values.data_ptr())
 
 
 def use_reserved_layers(cache) -> None:

@@ -81,8 +81,11 @@ def test_own_model_families_ship(installed):
     assert all(path.startswith(str(target)) for path in probe["families"]), probe["families"]
 
 
-def test_native_kernel_source_ships(installed):
-    assert installed[1]["c_sources"] == ["selective_scan.c"]
+def test_native_kernel_sources_ship(installed):
+    """Every C source the native kernels are built from (lc_models.ops.native.SOURCES)."""
+    from lc_models.ops.native import SOURCES
+
+    assert installed[1]["c_sources"] == sorted(source.name for source in SOURCES)
 
 
 def test_bundled_models_ship_whole(installed):

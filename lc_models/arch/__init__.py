@@ -14,6 +14,13 @@
   does), but only after a quick check on random tokens that chunked prefill,
   batched, matches its full forward pass. If it does not, lc_hf refuses the
   model with a clear error rather than return wrong numbers.
+
+Every transformers model that attends with "sdpa" is first switched to ``lc_sdpa``
+(``attention.py``): a chunk attends to its cache without the (chunk, context) mask. Every
+model's fp32 linear layers run through oneDNN where its GEMM is faster than torch's default
+(``lc_models.ops.linear``: MKL runs AVX2 code on AMD CPUs), plain RMS norms in one pass
+(``lc_models.ops.rms_norm``), and freed tensor memory stays in
+the process instead of being faulted in again by the next op (``lc_models.ops.allocator``).
 """
 
 from __future__ import annotations
@@ -45,9 +52,16 @@ GENERIC_EXACT: frozenset[str] = frozenset(
 def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
     """The runner for ``model``; unknown model types are checked first (see module doc)."""
     from lc_models.models.stateful import StatefulLM
+    from lc_models.ops import allocator, linear, rms_norm
 
+    allocator.keep_freed_memory()
+    linear.patch(model)
+    rms_norm.patch(model)
     if isinstance(model, StatefulLM):  # our own implementations carry their state themselves
         return ModelRunner(model)
+    from lc_models.arch import attention
+
+    attention.patch(model)
     model_type = getattr(model.config, "model_type", None)
     if model_type in FIXES:
         return importlib.import_module(FIXES[model_type]).make_runner(model)

@@ -9,7 +9,9 @@ with zeros instead of the previous chunk's last inputs.
 This module replaces each recurrent block's ``forward`` (on the instance) with
 one that reads and writes both states through the layer's slot in the
 transformers cache (a ``LinearAttentionLayer``), so the usual cache copying,
-row selection and snapshots apply to them. The RG-LRU math is untouched.
+row selection and snapshots apply to them. The RG-LRU math is untouched, but its
+scan (a Python loop over tokens in transformers) runs as one call of
+``lc_models.ops.linear_scan``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import types
 import torch
 import torch.nn.functional as F
 
+from lc_models.ops.linear_scan import linear_scan
 from lc_models.state import CacheRunner
 
 MODEL_TYPES = ("recurrent_gemma",)
@@ -51,6 +54,16 @@ def block_forward(
     return self.linear_out(x * y), None
 
 
+def rnn_scan(self, hidden_states, recurrent_gate, reset, recurrent_states,
+             acc_dtype=torch.float32):
+    """``RecurrentGemmaRglru._rnn_scan``: h <- a h + x per channel from ``recurrent_states``
+    ((b, lru_width) or None), a zeroed where ``reset``. Returns (every h (b, L, lru_width) in
+    the input's dtype, the last h in ``acc_dtype``)."""
+    gate = recurrent_gate * ~reset  # (b, L, lru_width)
+    y, last = linear_scan(gate, hidden_states, recurrent_states)
+    return y.type(hidden_states.dtype), last.type(acc_dtype)
+
+
 def patch(model: torch.nn.Module) -> int:
     """Replace the forward of every recurrent block in ``model``; returns how many."""
     count = 0
@@ -60,6 +73,7 @@ def patch(model: torch.nn.Module) -> int:
             block._lc_layer_idx = index
             block.conv1d_state = None
             block.forward = types.MethodType(block_forward, block)
+            block.rg_lru._rnn_scan = types.MethodType(rnn_scan, block.rg_lru)
             count += 1
     return count
 

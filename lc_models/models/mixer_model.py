@@ -28,15 +28,18 @@ torch.Size([1, 3, 32])
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
+from lc_models import kv_cache
 from lc_models.models.stateful import StatefulLM
-from lc_models.ops.mamba_mixer import causal_conv1d, mamba1_chunk, mamba2_chunk
+from lc_models.ops.attention import attend_chunk
+from lc_models.ops.causal_conv import causal_conv1d
+from lc_models.ops.mamba_mixer import mamba1_chunk, mamba2_chunk
 from lc_models.state import LayerStates
 
 MODEL_TYPE = "mamba_ssm"
@@ -92,11 +95,18 @@ class HFConfig(PretrainedConfig):
 
 @dataclass
 class AttnLayer:
-    """KV cache (batch, heads_kv, tokens, head_dim) and conv inputs (batch, qkv_dim, d_conv)."""
+    """KV cache (batch, heads_kv, tokens, head_dim) and conv inputs (batch, qkv_dim, d_conv).
+
+    k and v are views of the filled prefix of ``kv``, a buffer of ``capacity`` positions
+    (``lc_models.kv_cache``: allocated once at the request's length, written in place, shared
+    append-only with snapshots; a row selection copies k and v, and their next write makes
+    a buffer of their own)."""
 
     k: torch.Tensor | None = None
     v: torch.Tensor | None = None
     conv: torch.Tensor | None = None
+    kv: kv_cache._Buffer | None = None
+    capacity: int = 0
 
 
 @dataclass
@@ -133,15 +143,11 @@ def rotary(x, positions, dim: int, base: float, interleaved: bool):
 def attend(q, k, v, start: int, scale: float | None):
     """Causal softmax attention of a chunk's queries q (batch, heads, T, d), at positions
     ``start ..``, over all keys k, v (batch, heads_kv, start + T, d); kv heads are shared by
-    consecutive query heads (repeat_interleave, as mamba_ssm)."""
-    T, S = q.shape[2], k.shape[2]
-    gqa = q.shape[1] != k.shape[1]
-    if start == 0:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
-    mask = None
-    if T > 1:  # key j is visible to query i when j <= start + i
-        mask = torch.arange(S, device=q.device) <= start + torch.arange(T, device=q.device)[:, None]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+    consecutive query heads (as mamba_ssm's repeat_interleave). No (T, S) mask: the keys are
+    split at the chunk (``lc_models.ops.attention``)."""
+    if k.shape[2] != start + q.shape[2]:
+        raise ValueError(f"{k.shape[2]} keys for queries at {start} .. {start + q.shape[2] - 1}")
+    return attend_chunk(q, k, v, scale)
 
 
 class MHA(nn.Module):
@@ -174,9 +180,8 @@ class MHA(nn.Module):
             positions = torch.arange(start, start + T, device=x.device)
             args = (positions, cfg.rotary_emb_dim, cfg.rotary_emb_base, cfg.rotary_emb_interleaved)
             q, k = rotary(q, *args), rotary(k, *args)
-        k, v = k.transpose(1, 2), v.transpose(1, 2)  # (b, Hkv, T, d)
-        if layer.k is not None:
-            k, v = torch.cat([layer.k, k], 2), torch.cat([layer.v, v], 2)
+        layer.kv, k, v = kv_cache.append(layer.kv, layer.k, layer.v, k.transpose(1, 2),
+                                         v.transpose(1, 2), layer.capacity)  # (b, Hkv, S, d)
         layer.k, layer.v = k, v
         context = attend(q.transpose(1, 2), k, v, start, cfg.softmax_scale)  # (b, H, T, d)
         context = context.transpose(1, 2).reshape(batch, T, H * d)
@@ -246,6 +251,28 @@ class Block(nn.Module):
         return hidden, residual
 
 
+class MixerStates(LayerStates):
+    """The layers' states; a reservation sizes the attention layers' KV buffers.
+
+    A selection that keeps every row in order (a request's context state handed to its
+    continuation) shares the tensors instead of copying them: no layer changes a state tensor
+    in place (each chunk makes new conv and SSM states), and the KV buffers are append-only
+    (``lc_models.kv_cache``), so the copies would only cost memory, a KV cache each."""
+
+    def reserve(self, n_tokens: int) -> None:
+        for layer in self.layers:
+            if isinstance(layer, AttnLayer):
+                layer.capacity = n_tokens
+
+    def select(self, rows) -> MixerStates:
+        rows = list(rows)
+        if rows == list(range(self.batch_size)):
+            return MixerStates([replace(layer) for layer in self.layers], self.n_tokens,
+                               self.batch_size)
+        picked = super().select(rows)
+        return MixerStates(picked.layers, picked.n_tokens, picked.batch_size)
+
+
 class MixerLM(StatefulLM):
     """mamba_ssm's MambaLMHeadModel; ``prefill(ids, state)`` continues from ``state`` exactly.
 
@@ -273,10 +300,10 @@ class MixerLM(StatefulLM):
         if self.cfg.tie_embeddings:
             self.lm_head.weight = self.backbone.embedding.weight
 
-    def new_state(self, batch_size: int) -> LayerStates:
+    def new_state(self, batch_size: int) -> MixerStates:
         """The state before any token (nothing cached yet)."""
         layers = [AttnLayer() if b.is_attention else SsmLayer() for b in self.backbone.layers]
-        return LayerStates(layers, 0, batch_size)
+        return MixerStates(layers, 0, batch_size)
 
     @torch.no_grad()
     def prefill(self, input_ids, state: LayerStates, last_only: bool = False):

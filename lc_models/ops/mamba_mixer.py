@@ -8,8 +8,9 @@ over the whole sequence, but:
 * every activation stays (batch, L, channels): the projections are single large GEMMs over
   the chunk and the scan reads transposed views, so nothing is copied into (batch, channels,
   L) and back;
-* the depthwise causal conv runs as K shifted multiply-adds over the chunk with the last
-  K - 1 inputs of the previous chunk in front (``causal_conv1d``);
+* the depthwise causal conv continues from the last K - 1 inputs of the previous chunk, its
+  SiLU fused in (``lc_models.ops.causal_conv``); Mamba-2's gated RMS norm is one pass
+  (``lc_models.ops.rms_norm``);
 * the scan starts from ``ssm_state``: ``lc_models.ops.selective_scan`` (on a CPU, the native
   kernel with softplus, D and the gate fused in) or ``lc_models.ops.ssd`` (chunked, GEMMs).
 
@@ -27,40 +28,12 @@ True
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from lc_models.ops.causal_conv import causal_conv1d
+from lc_models.ops.linear import fast_linear
+from lc_models.ops.rms_norm import gated_rms_norm
 from lc_models.ops.selective_scan import selective_scan
 from lc_models.ops.ssd import ssd
-
-
-def causal_conv1d(x, weight, bias=None, prev=None):
-    """Depthwise causal conv along L, continuing after ``prev``.
-
-    x: (batch, L, channels), any strides; weight: (channels, K); bias: (channels,);
-    prev: (batch, channels, K') with the inputs before x, most recent last (K' >= K - 1 are
-    used; None means zeros, the start of a sequence). Returns (y (batch, L, channels)
-    contiguous, tail (batch, channels, K) = the last K inputs, for the next chunk).
-    """
-    batch, L, channels = x.shape
-    K = weight.shape[-1]
-    if prev is None:
-        prev = x.new_zeros(batch, channels, K)
-    if prev.shape[-1] < K - 1:
-        raise ValueError(f"prev holds {prev.shape[-1]} inputs; a {K}-tap conv needs {K - 1}")
-    history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).to(x.dtype)  # (b, K-1, c)
-    w = weight.to(x.dtype)
-    y = x * w[:, K - 1]  # tap K - 1 sees the current token
-    if bias is not None:
-        y += bias.to(x.dtype)
-    for k in range(K - 1):  # tap k sees the input lag = K - 1 - k tokens back
-        lag = K - 1 - k
-        if lag < L:
-            y[:, lag:].addcmul_(x[:, : L - lag], w[:, k])
-        head = min(lag, L)  # the first tokens reach back into the previous chunk
-        y[:, :head].addcmul_(history[:, k : k + head], w[:, k])
-    recent = x[:, -K:].transpose(1, 2).to(prev.dtype)  # (batch, channels, min(K, L))
-    tail = torch.cat([prev, recent], -1)[..., -K:] if L < K else recent
-    return y, tail.contiguous()
 
 
 def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attention_mask=None):
@@ -77,9 +50,7 @@ def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     d_inner = mixer.intermediate_size
     xz = mixer.in_proj(hidden_states)  # (batch, L, 2 * d_inner)
     x, gate = xz[..., :d_inner], xz[..., d_inner:]
-    conv = mixer.conv1d
-    x, conv_state = causal_conv1d(x, conv.weight[:, 0], conv.bias, conv_state)
-    x = mixer.act(x)  # (batch, L, d_inner)
+    x, conv_state = _conv(mixer, x, conv_state)  # (batch, L, d_inner), activated
     if attention_mask is not None:
         x = x * attention_mask[:, :, None].to(x.dtype)
     rank, n = mixer.time_step_rank, mixer.ssm_state_size
@@ -87,7 +58,7 @@ def mamba1_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     dt, B, C = proj[..., :rank], proj[..., rank : rank + n], proj[..., rank + n :]
     dt, B, C = (_norm(mixer, name, t) for name, t in
                 (("dt_layernorm", dt), ("b_layernorm", B), ("c_layernorm", C)))
-    dt = F.linear(dt, mixer.dt_proj.weight)  # (batch, L, d_inner); bias added in the scan
+    dt = fast_linear(dt, mixer.dt_proj.weight)  # (batch, L, d_inner); bias added in the scan
     A = -torch.exp(mixer.A_log.float())  # (d_inner, d_state)
     y, ssm_state = selective_scan(
         x.transpose(1, 2), dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2),
@@ -115,9 +86,7 @@ def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     gate, xBC, dt = proj[..., :d_inner], proj[..., d_inner : d_inner + conv_dim], proj[
         ..., d_inner + conv_dim :
     ]
-    conv = mixer.conv1d
-    xBC, conv_state = causal_conv1d(xBC, conv.weight[:, 0], conv.bias, conv_state)
-    xBC = mixer.act(xBC)  # (batch, L, conv_dim): x, then B and C of every group
+    xBC, conv_state = _conv(mixer, xBC, conv_state)  # (batch, L, conv_dim): x, B, C, activated
     if attention_mask is not None:
         xBC = xBC * attention_mask[:, :, None].to(xBC.dtype)
     x = xBC[..., :d_inner].reshape(batch, L, heads, head_dim)
@@ -128,8 +97,25 @@ def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
         dt_softplus=True, dt_limit=tuple(mixer.time_step_limit), initial_state=ssm_state,
         return_final_state=True,
     )  # y: (batch, L, heads, head_dim)
-    y = mixer.norm(y.reshape(batch, L, d_inner), gate)  # gated RMS norm, as transformers does
+    y = _gated_norm(mixer.norm, y.reshape(batch, L, d_inner), gate)
     return mixer.out_proj(y.to(dtype)), conv_state, ssm_state
+
+
+def _conv(mixer, x, conv_state):
+    """The mixer's depthwise conv and activation on x (batch, L, channels): SiLU fused into
+    the conv, any other activation after it. Returns (activated, conv_state)."""
+    conv = mixer.conv1d
+    silu = isinstance(mixer.act, torch.nn.SiLU) or type(mixer.act).__name__ == "SiLUActivation"
+    y, conv_state = causal_conv1d(x, conv.weight[:, 0], conv.bias, conv_state,
+                                  activation="silu" if silu else None)
+    return (y if silu else mixer.act(y)), conv_state
+
+
+def _gated_norm(norm, y, gate):
+    """transformers' ``MambaRMSNormGated`` (``norm``) on y, gated by ``gate``, in one pass."""
+    if not hasattr(norm, "group_size") or not hasattr(norm, "variance_epsilon"):
+        return norm(y, gate)
+    return gated_rms_norm(y, gate, norm.weight, norm.group_size, norm.variance_epsilon)
 
 
 def _norm(mixer, name, x):

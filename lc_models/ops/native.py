@@ -1,9 +1,17 @@
-"""A small compiled CPU kernel for the selective-scan recurrence, built on first use.
+"""Small compiled CPU kernels for the two scan recurrences, built on first use.
 
 PyTorch has no fused linear-recurrence op, and every pure-torch formulation of the Mamba-1
 scan streams (batch, d_inner, L, d_state) values through memory several times. The plain
 C loop in ``csrc/selective_scan.c`` keeps the state in L1 and reads each input once,
 which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmarks/``).
+``csrc/ssd_scan.c`` does the same for Mamba-2 (SSD): its decay is one scalar per head and
+token, so a token costs three vector operations per state element with the state in
+registers, less than the chunked matrix form's batched small GEMMs and their copies;
+``csrc/wkv6_scan.c`` for RWKV-6's WKV (a decay per key channel, the same three operations);
+``csrc/linear_scan.c`` for RecurrentGemma's RG-LRU (one multiply-add per channel and token).
+Two element-wise neighbours of the scans are fused the same way, one read and one write
+each instead of a torch op (and a fresh tensor) per term: the depthwise causal conv with its
+SiLU (``csrc/causal_conv1d.c``) and Mamba-2's gated RMS norm (``csrc/gated_rms_norm.c``).
 
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
@@ -37,7 +45,9 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
+SOURCES = tuple(Path(__file__).with_name("csrc") / name
+                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "linear_scan.c",
+                             "causal_conv1d.c", "gated_rms_norm.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -83,19 +93,21 @@ def _build(compiler: str, openmp: bool = True) -> Path:
     if not openmp:
         compile_flags = [f for f in COMPILE_FLAGS if f != "-fopenmp"] + SERIAL_FLAGS
         link_flags = [f for f in LINK_FLAGS if f != "-fopenmp"]
-    source = SOURCE.read_bytes()
+    sources = [source.read_bytes() for source in SOURCES]
     key = hashlib.sha256(
-        b"\0".join([source, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
+        b"\0".join([*sources, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
-    target = _cache_dir() / f"lc_selective_scan_{key}.so"
+    target = _cache_dir() / f"lc_scans_{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        obj, lib = Path(tmp) / "scan.o", Path(tmp) / "scan.so"
+        objs = [Path(tmp) / f"{source.stem}.o" for source in SOURCES]
+        lib = Path(tmp) / "scans.so"
         for cmd in (
-            [compiler, *compile_flags, "-c", str(SOURCE), "-o", str(obj)],
-            [compiler, str(obj), "-o", str(lib), *link_flags],
+            *([compiler, *compile_flags, "-c", str(source), "-o", str(obj)]
+              for source, obj in zip(SOURCES, objs)),
+            [compiler, *map(str, objs), "-o", str(lib), *link_flags],
         ):
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
@@ -132,6 +144,20 @@ def load() -> ctypes.CDLL | None:
             ctypes.c_int32, ctypes.c_int32,
         ]
         lib.lc_selective_scan_omp.restype = None
+        lib.lc_ssd_scan.argtypes = [ptr] * 8 + [ctypes.POINTER(i64)] + [i64] * 6 + [
+            ctypes.c_int32]
+        lib.lc_ssd_scan.restype = None
+        lib.lc_wkv6_scan.argtypes = [ptr] * 7 + [ctypes.POINTER(i64)] + [i64] * 4 + [
+            ctypes.c_int32]
+        lib.lc_wkv6_scan.restype = None
+        lib.lc_linear_scan.argtypes = [ptr] * 4 + [i64] * 3 + [ctypes.c_int32]
+        lib.lc_linear_scan.restype = None
+        lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
+            ctypes.c_int32, ctypes.c_int32]
+        lib.lc_causal_conv1d.restype = None
+        lib.lc_gated_rms_norm.argtypes = [ptr] * 4 + [i64] * 5 + [ctypes.c_float,
+                                                                  ctypes.c_int32]
+        lib.lc_gated_rms_norm.restype = None
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
         return _lib
@@ -192,3 +218,137 @@ def scan(
         *ptr, h.data_ptr(), y.data_ptr(), st, batch, d_inner, L, n, int(bool(softplus)), threads
     )
     return y
+
+
+def ssd_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    decay: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+    D: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run the SSD recurrence; returns y (batch, L, nheads, headdim) float32 (with D x added)
+    and updates ``h`` in place.
+
+    x: (batch, L, nheads, headdim) float32, any strides but a unit last one (a view of the
+    mixer's channels-last activations costs no copy); dt, decay = exp(dt * A): (batch, L,
+    nheads) float32; B, C: (batch, L, ngroups, d_state) float32, any strides; D: (nheads,);
+    h: (batch, nheads, headdim, d_state) contiguous float32, the initial state on entry and
+    the final state on return. Semantics as in ``csrc/ssd_scan.c``.
+    """
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the native scan kernels are not available (see the log)")
+    batch, L, nheads, headdim = x.shape
+    ngroups, d_state = B.shape[-2:]
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    if x.stride(-1) != 1:
+        x = x.contiguous()
+    dt, decay = dt.contiguous(), decay.contiguous()
+    D = None if D is None else D.float().contiguous()
+    y = torch.empty(batch, L, nheads, headdim)
+    st = (ctypes.c_int64 * 12)(*x.stride(), *B.stride(), *C.stride())
+    ptr = [t.data_ptr() if t is not None else None for t in (x, dt, decay, B, C, D, h, y)]
+    small = batch * nheads * headdim * d_state * L < 1 << 18  # not worth waking threads
+    threads = 1 if small else torch.get_num_threads()
+    lib.lc_ssd_scan(*ptr, st, batch, L, nheads, headdim, ngroups, d_state, threads)
+    return y
+
+
+def wkv6_scan(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor,
+              u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Run the WKV6 recurrence; returns o (batch, L, heads, N) float32 and updates ``h`` in
+    place. r, k, v, w = exp(log_w): (batch, L, heads, N) float32; u: (heads, N); h: (batch,
+    heads, N, N) contiguous float32, the initial state on entry and the final one on return.
+    Semantics as in ``csrc/wkv6_scan.c``."""
+    lib = _require()
+    batch, L, heads, n = r.shape
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    r, k, v, w = (t.float().contiguous() for t in (r, k, v, w))  # one layout for the four
+    u = u.float().contiguous()
+    o = torch.empty(batch, L, heads, n)
+    st = (ctypes.c_int64 * 3)(*r.stride()[:3])
+    threads = 1 if batch * heads * n * n * L < 1 << 18 else torch.get_num_threads()
+    lib.lc_wkv6_scan(*(t.data_ptr() for t in (r, k, v, w, u, h, o)), st, batch, L, heads, n,
+                     threads)
+    return o
+
+
+def linear_scan(a: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """h <- a[t] * h + x[t] per channel; returns y (batch, L, channels) float32, every h, and
+    updates ``h`` (batch, channels) contiguous float32 in place. a, x: (batch, L, channels).
+    Semantics as in ``csrc/linear_scan.c``."""
+    lib = _require()
+    batch, L, channels = x.shape
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    a, x = a.float().contiguous(), x.float().contiguous()
+    y = torch.empty(batch, L, channels)
+    threads = 1 if batch * L * channels < 1 << 16 else torch.get_num_threads()
+    lib.lc_linear_scan(a.data_ptr(), x.data_ptr(), h.data_ptr(), y.data_ptr(), batch, L,
+                       channels, threads)
+    return y
+
+
+def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  history: torch.Tensor | None, silu: bool) -> torch.Tensor:
+    """Depthwise causal conv (and SiLU); returns y (batch, L, channels) float32 contiguous.
+
+    x: (batch, L, channels) float32 with a unit channel stride (a slice of a projection costs
+    no copy); weight: (channels, K); bias: (channels,); history: (batch, channels, K') with
+    K' >= K - 1, the inputs before x (most recent last), or None for zeros. Semantics as in
+    ``csrc/causal_conv1d.c``.
+    """
+    lib = _require()
+    batch, L, channels = x.shape
+    K = weight.shape[-1]
+    if x.stride(-1) != 1 or x.dtype != torch.float32:
+        x = x.float().contiguous()
+    w = weight.float().t().contiguous()  # (K, channels): one vector per tap
+    bias = None if bias is None else bias.float().contiguous()
+    history = None if history is None else history.float().contiguous()
+    y = torch.empty(batch, L, channels)
+    st = (ctypes.c_int64 * 2)(*x.stride()[:2])
+    ptr = [t.data_ptr() if t is not None else None for t in (x, history, w, bias, y)]
+    threads = 1 if batch * L * channels < 1 << 15 else torch.get_num_threads()
+    lib.lc_causal_conv1d(*ptr, st, batch, L, channels, K,
+                         history.shape[-1] if history is not None else 0, int(silu), threads)
+    return y
+
+
+def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor | None, weight: torch.Tensor,
+                   group_size: int, eps: float) -> torch.Tensor:
+    """``weight * v / rms(v)`` over groups of ``group_size`` channels, v = x * silu(gate);
+    returns (..., channels) float32 contiguous. x, gate: (..., channels) float32 whose rows
+    are evenly strided with a unit channel stride. Semantics as in ``csrc/gated_rms_norm.c``.
+    """
+    lib = _require()
+    shape = x.shape
+    x, gate = (None if t is None else _rows(t) for t in (x, gate))  # (rows, channels)
+    rows, channels = x.shape
+    if channels % group_size:
+        raise ValueError(f"{channels} channels do not split in groups of {group_size}")
+    weight = weight.float().contiguous()
+    y = torch.empty(rows, channels)
+    ptr = [t.data_ptr() if t is not None else None for t in (x, gate, weight, y)]
+    threads = 1 if rows * channels < 1 << 15 else torch.get_num_threads()
+    lib.lc_gated_rms_norm(*ptr, x.stride(0), gate.stride(0) if gate is not None else 0, rows,
+                          channels, group_size, eps, threads)
+    return y.view(shape)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """t as (rows, channels) float32 with a unit channel stride (a view when it can be)."""
+    flat = t.float().reshape(-1, t.shape[-1])
+    return flat if flat.stride(-1) == 1 else flat.contiguous()
+
+
+def _require() -> ctypes.CDLL:
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the native kernels are not available (see the log)")
+    return lib

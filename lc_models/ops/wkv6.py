@@ -6,7 +6,10 @@ channel ``w_t = exp(log_w_t)`` in (0, 1] and the per-head bonus ``u`` (``time_fa
     o_t = r_t (S + diag(u) k_t^T v_t)           # (N,) = (N,) @ (N_key, N_value)
     S  <- diag(w_t) S + k_t^T v_t               # S: (N_key, N_value), float32
 
-``wkv6_ref`` is that loop over tokens, the oracle. ``wkv6`` computes the same over chunks of
+``wkv6_ref`` is that loop over tokens, the oracle. ``wkv6`` computes the same through one of
+two backends: ``"native"`` (CPU default) runs the oracle's loop in C with the state in
+registers (``lc_models.ops.native``, ``csrc/wkv6_scan.c``: three vector operations per state
+element and token); ``"torch"`` (the fallback without a C compiler) works over chunks of
 ``CHUNK`` tokens, ``CHUNKS_PER_BLOCK`` chunks at once (one Python iteration per block):
 
 * within a chunk, token t reads token s < t through the decay accumulated between them,
@@ -38,9 +41,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lc_models.ops import native
+
 # Tokens per chunk (the (T, T, N) intra-chunk factor grows with it) and chunks per block.
 CHUNK = 16
 CHUNKS_PER_BLOCK = 8
+BACKENDS = ("auto", "native", "torch")
 
 
 def _check(r, k, v, log_w, u, initial_state):
@@ -72,14 +78,24 @@ def wkv6_ref(r, k, v, log_w, u, initial_state=None, output_final_state=True):
     return o, (S if output_final_state else None)
 
 
-def wkv6(r, k, v, log_w, u, initial_state=None, output_final_state=False):
-    """WKV6 from ``initial_state``, chunk by chunk; no Python loop over tokens.
+def wkv6(r, k, v, log_w, u, initial_state=None, output_final_state=False, *, backend="auto"):
+    """WKV6 from ``initial_state``; no Python loop over tokens.
 
     r, k, v, log_w: (batch, L, heads, N), ``log_w <= 0`` the log of the decay;
     u: (heads, N); initial_state: (batch, heads, N_key, N_value) or None (zeros).
-    Returns (o (batch, L, heads, N) float32, final_state float32 or None).
+    Returns (o (batch, L, heads, N) float32, final_state float32 or None). ``backend``: one of
+    ``BACKENDS`` ("auto": native on a CPU when the kernel is built, else torch).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown wkv6 backend {backend!r}; choose one of {BACKENDS}")
+    usable = r.device.type == "cpu" and native.available()
+    if backend == "native" and not usable:
+        raise ValueError("backend='native' needs CPU tensors and a C compiler (see "
+                         "lc_models.ops.native); use backend='torch'")
     S = _check(r, k, v, log_w, u, initial_state)
+    if backend != "torch" and usable:  # S: updated in place
+        o = native.wkv6_scan(r, k, v, log_w.float().exp(), u, S)
+        return o, (S if output_final_state else None)
     r, k, v, log_w, u = r.float(), k.float(), v.float(), log_w.float(), u.float()
     L = r.shape[1]
     if L == 1:  # decoding: one step of the recurrence

@@ -1,0 +1,91 @@
+"""Depthwise causal conv along the tokens of a chunk, continuing after the inputs before it.
+
+For batch row b, token t and channel c, with a K-tap kernel w (channels, K)::
+
+    y[b,t,c] = bias[c] + sum_k w[c,k] * in[b, t - (K - 1 - k), c],   then  y = silu(y)?
+
+where ``in`` is the chunk x (batch, L, channels), preceded by the last K - 1 inputs of the
+previous chunk (``prev``, zeros at a sequence start). Mamba's mixers and mamba_ssm's attention
+run it on slices of their in-projection, channels last.
+
+``causal_conv1d_ref`` is K shifted multiply-adds in torch (the oracle, and the fallback);
+``causal_conv1d`` runs the native kernel on a CPU (``csrc/causal_conv1d.c``: one read of x,
+one write of y, the SiLU fused in; about a tenth of the memory traffic of the torch ops).
+
+>>> import torch
+>>> x, w = torch.randn(1, 9, 6), torch.randn(6, 4)
+>>> y1, tail = causal_conv1d(x[:, :5], w, activation="silu")
+>>> y2, _ = causal_conv1d(x[:, 5:], w, prev=tail, activation="silu")
+>>> y, _ = causal_conv1d_ref(x, w, activation="silu")
+>>> torch.allclose(torch.cat([y1, y2], 1), y, atol=1e-6)
+True
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lc_models.ops import native
+
+ACTIVATIONS = (None, "silu")
+
+
+def causal_conv1d_ref(x, weight, bias=None, prev=None, activation=None):
+    """The conv in torch. x: (batch, L, channels), any strides; weight: (channels, K); bias:
+    (channels,); prev: (batch, channels, K') with the inputs before x, most recent last (K' >=
+    K - 1 are used; None means zeros); activation: None or "silu". Returns (y (batch, L,
+    channels) contiguous, tail (batch, channels, K) = the last K inputs, for the next chunk).
+    """
+    L = x.shape[1]
+    K = weight.shape[-1]
+    prev = _check(x, weight, prev, activation)
+    history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).to(x.dtype)  # (b, K-1, c)
+    w = weight.to(x.dtype)
+    y = x * w[:, K - 1]  # tap K - 1 sees the current token
+    if bias is not None:
+        y += bias.to(x.dtype)
+    for k in range(K - 1):  # tap k sees the input lag = K - 1 - k tokens back
+        lag = K - 1 - k
+        if lag < L:
+            y[:, lag:].addcmul_(x[:, : L - lag], w[:, k])
+        head = min(lag, L)  # the first tokens reach back into the previous chunk
+        y[:, :head].addcmul_(history[:, k : k + head], w[:, k])
+    if activation == "silu":
+        y = F.silu(y)
+    return y, _tail(x, prev, K)
+
+
+def causal_conv1d(x, weight, bias=None, prev=None, activation=None, backend="auto"):
+    """``causal_conv1d_ref``'s result; ``backend``: "auto" (native for float32 on a CPU when
+    built, else torch), "native" or "torch"."""
+    if backend not in ("auto", "native", "torch"):
+        raise ValueError(f"unknown conv backend {backend!r}; choose auto, native or torch")
+    fits = x.device.type == "cpu" and x.dtype == torch.float32 and native.available()
+    if backend == "native" and not fits:
+        raise ValueError("backend='native' needs float32 CPU tensors and a C compiler")
+    if backend == "torch" or not fits:
+        return causal_conv1d_ref(x, weight, bias, prev, activation)
+    prev = _check(x, weight, prev, activation)
+    y = native.causal_conv1d(x, weight, bias, prev, activation == "silu")
+    return y, _tail(x, prev, weight.shape[-1])
+
+
+def _check(x, weight, prev, activation):
+    """``prev``, or zeros for a sequence start, after checking the arguments."""
+    batch, _, channels = x.shape
+    K = weight.shape[-1]
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+    if prev is None:
+        return x.new_zeros(batch, channels, K)
+    if prev.shape[-1] < K - 1:
+        raise ValueError(f"prev holds {prev.shape[-1]} inputs; a {K}-tap conv needs {K - 1}")
+    return prev
+
+
+def _tail(x, prev, K):
+    """The last K inputs up to the end of x (batch, channels, K), contiguous."""
+    recent = x[:, -K:].transpose(1, 2).to(prev.dtype)  # (batch, channels, min(K, L))
+    tail = torch.cat([prev, recent], -1)[..., -K:] if x.shape[1] < K else recent
+    return tail.contiguous()

@@ -1,0 +1,74 @@
+"""Mamba-2's gated RMS norm: ``weight * v / rms(v)`` over groups of channels, v = x * silu(gate).
+
+``gated_rms_norm_ref`` is transformers' ``MambaRMSNormGated`` arithmetic in torch (the oracle,
+and the fallback: six passes over the activations, each into a fresh tensor);
+``gated_rms_norm`` runs the native kernel for float32 on a CPU (``csrc/gated_rms_norm.c``:
+one read of x and the gate, one write). Without a gate and with one group it is the plain
+RMS norm of Llama, Mamba and Mamba-2 blocks (``PLAIN_RMS_NORMS``), which ``patch`` routes
+through the same kernel.
+
+>>> import torch
+>>> x, gate, w = torch.randn(2, 5, 8), torch.randn(2, 5, 8), torch.rand(8)
+>>> torch.allclose(gated_rms_norm(x, gate, w, 4, 1e-6), gated_rms_norm_ref(x, gate, w, 4, 1e-6),
+...                atol=1e-6)
+True
+"""
+
+from __future__ import annotations
+
+import types
+
+import torch
+import torch.nn.functional as F
+
+from lc_models.ops import native
+
+# transformers classes whose forward is exactly ``weight * (x / rms(x))``, the norm in fp32 and
+# cast back before the weight (tests/test_rms_norm.py compares each with its own forward)
+PLAIN_RMS_NORMS = ("LlamaRMSNorm", "MambaRMSNorm", "Mamba2RMSNorm")
+
+
+def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
+    """x, gate: (..., channels) (gate may be None); weight: (channels,). Returns the normed
+    (..., channels) in x's dtype, as ``MambaRMSNormGated.forward`` computes it."""
+    dtype = x.dtype
+    v = x.float()
+    if gate is not None:
+        v = v * F.silu(gate.float())
+    *prefix, channels = v.shape
+    groups = v.view(*prefix, channels // group_size, group_size)
+    groups = groups * torch.rsqrt(groups.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * groups.view(*prefix, channels).to(dtype)
+
+
+def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto"):
+    """``gated_rms_norm_ref``'s result; ``backend``: "auto" (native when x and the weight are
+    float32 CPU tensors and the kernel is built, else torch), "native" or "torch"."""
+    if backend not in ("auto", "native", "torch"):
+        raise ValueError(f"unknown norm backend {backend!r}; choose auto, native or torch")
+    fits = (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and native.available())
+    if backend == "native" and not fits:
+        raise ValueError("backend='native' needs float32 CPU tensors and a C compiler")
+    if backend == "torch" or not fits:
+        return gated_rms_norm_ref(x, gate, weight, group_size, eps)
+    return native.gated_rms_norm(x, gate, weight, group_size, eps)
+
+
+def _plain_forward(self, x):
+    if x.dtype == self.weight.dtype == torch.float32 and x.device.type == "cpu":
+        return gated_rms_norm(x, None, self.weight, x.shape[-1], self.variance_epsilon)
+    return type(self).forward(self, x)
+
+
+def patch(model: torch.nn.Module) -> int:
+    """Route every ``PLAIN_RMS_NORMS`` module of ``model`` through ``gated_rms_norm`` (fp32 on a
+    CPU; the module's own forward otherwise); returns how many."""
+    if not native.available():
+        return 0
+    count = 0
+    for module in model.modules():
+        if type(module).__name__ in PLAIN_RMS_NORMS and hasattr(module, "variance_epsilon"):
+            module.forward = types.MethodType(_plain_forward, module)
+            count += 1
+    return count
