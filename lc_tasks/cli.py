@@ -235,12 +235,24 @@ def _main() -> None:
     if getattr(args, "command", None) == "run":
         _prepare_run(args, kept)
     cli.execute(args)
+    _leave_process_group()
     if kept and kept[0]:  # rank 0 gets the results; the others None
         from lc_tasks.summary import summary_tables
 
         table = summary_tables(kept[0])
         if table:
             print(f"\nlc-eval: our tasks by length, in numeric order\n{table}")
+
+
+def _leave_process_group() -> None:
+    """End a data-parallel run (``accelerate launch``) with every rank leaving torch's process
+    group together: a rank that exits while gloo's threads still serve the group can be
+    aborted ("terminate called without an active exception"), failing a finished run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
