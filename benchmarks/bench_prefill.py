@@ -174,6 +174,22 @@ def _variant_notes(ll: dict) -> list[str]:
     return notes
 
 
+def _kv_accounting(points: list[dict]) -> list[str]:
+    """For a model with a KV cache: lc_hf's peak RSS against what it must hold, the process
+    before the request (weights, runtime) plus the request's KV cache by arithmetic."""
+    done = [p for p in points if p.get("lc_kv_bytes_per_token") and "rss_before_request_mb" in p]
+    if not done:
+        return []
+    parts = []
+    for p in done:
+        before = p["rss_before_request_mb"] / 1024
+        kv = p["lc_kv_bytes_per_token"] * p["tokens"] / 2**30
+        parts.append(f"{p['tokens']}: {before:.2f} + {kv:.2f} = {before + kv:.2f} GB, peak "
+                     f"{p['peak_rss_mb'] / 1024:.2f} GB ({p['peak_rss_mb'] / 1024 / (before + kv):.2f}x)")
+    return ["", "lc_hf's peak RSS against the process before the request (weights, runtime) "
+            "plus the request's KV cache (KV bytes per token x tokens): " + "; ".join(parts) + "."]
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     gemm = results["gemm"].get("gemm_gflops", float("nan"))
@@ -231,7 +247,7 @@ def markdown(results: dict) -> str:
                               f"({done[0]['tokens']} -> {done[-1]['tokens']} tokens)")
         if growth:
             lines += ["", "Peak RSS growth: " + "; ".join(growth) + "."]
-        lines += _variant_notes(ll)
+        lines += _variant_notes(ll) + _kv_accounting(ll.get("lc_hf", []))
         gen = res.get("generate", {})
         if gen:
             parts = []

@@ -178,7 +178,15 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
         **({"cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}),
         **({"loglikelihood": float(out[0][0])} if mode == "loglikelihood" else {}),
+        **(_footprint(lm) if model == "lc_hf" else {}),
     }
+
+
+def _footprint(lm) -> dict:
+    """lc_hf's carried state per row: fixed bytes and KV-cache bytes per token."""
+    from lc_models.footprint import state_footprint
+
+    return state_footprint(lm.runner)
 
 
 def main(argv=None) -> None:

@@ -85,3 +85,18 @@ def test_one_measurement_per_model_scores_the_same_request(both_models):
         assert 0 < r["params_nonembedding"] < r["params"]
     assert lc["loglikelihood"] == pytest.approx(hf["loglikelihood"], abs=1e-3), (
         "the benchmark must compare the same computation on both models")
+
+
+def test_attention_rows_account_for_peak_rss_by_kv_cache():
+    # 1 GB before the request, 65536 bytes of KV per token: 16384 tokens add 1 GB
+    point = {**fake_point(16384, 1000, 8.0), "rss_before_request_mb": 1024.0,
+             "peak_rss_mb": 2.2 * 1024, "lc_kv_bytes_per_token": 65536.0}
+    lines = bench_prefill._kv_accounting([point])
+    assert "16384: 1.00 + 1.00 = 2.00 GB, peak 2.20 GB (1.10x)" in lines[-1]
+    assert bench_prefill._kv_accounting([{**point, "lc_kv_bytes_per_token": 0.0}]) == []
+
+
+def test_lc_hf_measurement_records_its_state_footprint(both_models):
+    lc = both_models["lc_hf"]
+    assert lc["lc_kv_bytes_per_token"] == 0 and lc["lc_state_bytes"] > 0  # mamba: fixed state
+    assert "lc_kv_bytes_per_token" not in both_models["hf"]
