@@ -45,6 +45,7 @@ from lc_models.args import check_model_args
 from lc_models.footprint import state_footprint
 from lc_models.generate import Sampler, check_gen_kwargs, decode
 from lc_models.lengths import built_for, learned_positions
+from lc_models.ops import linear
 from lc_models.prefill import feed
 from lc_models.shared_prefix import RiderScores, plan_passes
 from lc_tasks.errors import UsageError
@@ -167,9 +168,11 @@ class LongContextLM(HFLM):
     def get_model_info(self) -> dict:
         """lm-eval's model info (recorded in the results' ``config``), plus the bytes of the
         model's state for one row: ``lc_state_bytes`` (fixed: recurrent and conv states) and
-        ``lc_kv_bytes_per_token`` (growing: KV caches); ``lc-eval report`` shows them."""
+        ``lc_kv_bytes_per_token`` (growing: KV caches); ``lc-eval report`` shows them; and
+        ``lc_fp32_gemm``, the GEMM its fp32 linear layers run on (``lc_models.ops.linear``)."""
         info = super().get_model_info()
         info.update(state_footprint(self.runner))
+        info["lc_fp32_gemm"] = linear.fast_backend()
         return info
 
     # ------------------------------------------------------------------ lengths

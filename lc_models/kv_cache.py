@@ -38,9 +38,12 @@ class _Buffer:
 
     __slots__ = ("keys", "used", "values")
 
-    def __init__(self, like: torch.Tensor, capacity: int):
-        shape = (*like.shape[:-2], capacity, like.shape[-1])  # (batch, heads, capacity, d)
-        self.keys, self.values, self.used = like.new_empty(shape), like.new_empty(shape), 0
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        # (batch, heads, capacity, d) each; keys and values may differ in heads and d (MLA
+        # models cache a compressed latent and a rotary part through the same update)
+        self.keys, self.values = (t.new_empty((*t.shape[:-2], capacity, t.shape[-1]))
+                                  for t in (keys, values))
+        self.used = 0
 
 
 class ReservedLayer(DynamicLayer):
@@ -75,8 +78,8 @@ def append(buffer: _Buffer | None, keys, values, new_keys, new_values, capacity:
     values). keys, values: (batch, heads, n, d) or None (nothing yet); new_*: (.., T, d)."""
     n = 0 if keys is None or keys.numel() == 0 else keys.shape[-2]
     t = new_keys.shape[-2]
-    if not _can_append(buffer, keys, values, new_keys, n, t):
-        fresh = _Buffer(new_keys, max(capacity, n + t))
+    if not _can_append(buffer, keys, values, new_keys, new_values, n, t):
+        fresh = _Buffer(new_keys, new_values, max(capacity, n + t))
         if n:  # our prefix, from a shared buffer or from a fresh tensor
             fresh.keys[..., :n, :].copy_(keys)
             fresh.values[..., :n, :].copy_(values)
@@ -87,16 +90,20 @@ def append(buffer: _Buffer | None, keys, values, new_keys, new_values, capacity:
     return buffer, buffer.keys[..., : n + t, :], buffer.values[..., : n + t, :]
 
 
-def _can_append(buffer, keys, values, new, n: int, t: int) -> bool:
-    """Whether ``new`` can be written in place: keys and values are the buffer's written
-    prefix, nobody wrote past it, and there is room."""
+def _can_append(buffer, keys, values, new_keys, new_values, n: int, t: int) -> bool:
+    """Whether the new keys and values can be written in place: keys and values are the
+    buffer's written prefix, nobody wrote past it, and there is room."""
     if buffer is None or buffer.used != n or buffer.keys.shape[-2] < n + t:
         return False
-    if buffer.keys.shape[:-2] != new.shape[:-2] or buffer.keys.dtype != new.dtype:
-        return False
-    return n == 0 or (keys.data_ptr() == buffer.keys.data_ptr()
-                      and keys.shape == (*buffer.keys.shape[:-2], n, buffer.keys.shape[-1])
-                      and values.data_ptr() == buffer.values.data_ptr())
+    pairs = ((buffer.keys, keys, new_keys), (buffer.values, values, new_values))
+    for full, old, new in pairs:
+        if (full.shape[:-2] != new.shape[:-2] or full.shape[-1] != new.shape[-1]
+                or full.dtype != new.dtype):
+            return False
+        if n and (old.data_ptr() != full.data_ptr()
+                  or old.shape != (*full.shape[:-2], n, full.shape[-1])):
+            return False
+    return True
 
 
 def use_reserved_layers(cache) -> None:

@@ -33,6 +33,17 @@ def test_matches_the_masked_reference(T, S, heads, kv_heads):
                 "with a scale")
 
 
+def test_values_of_another_head_size():
+    """MLA models (DeepSeek-V2/V3) attend with 192-wide queries and keys over 128-wide
+    values; the CPU flash kernel takes one head size, so such chunks take the masked path."""
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(1, 2, 4, 6, generator=g), torch.randn(1, 2, 9, 6, generator=g)
+    v = torch.randn(1, 2, 9, 5, generator=g)
+    scores = (q @ k.transpose(-1, -2)) / 6**0.5  # (1, 2, 4, 9): query i sees keys <= 5 + i
+    scores = scores.masked_fill(torch.arange(9) > 5 + torch.arange(4)[:, None], float("-inf"))
+    assert_near(attend_chunk(q, k, v), scores.softmax(-1) @ v, "head sizes 6 and 5")
+
+
 def test_keys_may_be_a_prefix_view_of_a_larger_buffer():
     """A reserved KV cache hands attention views of its filled prefix, not contiguous copies."""
     g = torch.Generator().manual_seed(0)

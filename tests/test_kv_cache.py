@@ -29,6 +29,18 @@ def test_it_returns_what_dynamic_layer_returns(capacity):
         assert ours.get_mask_sizes(3) == theirs.get_mask_sizes(3)
 
 
+@pytest.mark.parametrize("capacity", [0, 16])
+def test_keys_and_values_of_different_shapes(capacity):
+    """MLA models (DeepSeek-V2/V3, MiniCPM3, ...) cache a compressed latent as keys and a
+    rotary part as values through the same update: (b, 1, t, 512) and (b, 1, t, 64) there."""
+    g = torch.Generator().manual_seed(1)
+    ours, theirs = ReservedLayer(capacity), DynamicLayer()
+    for t in (5, 1, 7):
+        k, v = torch.randn(2, 1, t, 8, generator=g), torch.randn(2, 1, t, 3, generator=g)
+        for a, b in zip(ours.update(k, v), theirs.update(k, v)):
+            assert torch.equal(a, b)
+
+
 def test_a_reservation_is_allocated_once_and_written_in_place():
     layer = ReservedLayer(16)
     pointers = set()

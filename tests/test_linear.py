@@ -96,3 +96,19 @@ def test_the_switch_turns_it_off(monkeypatch):
         assert fast_backend() == "torch"
     finally:
         fast_backend.cache_clear()
+
+
+@pytest.mark.parametrize("amd_avx512,wanted,expected", [
+    (True, "", "onednn"), (False, "", "torch"), (False, "1", "onednn"), (True, "0", "torch")])
+def test_the_choice_follows_the_cpu_and_the_switch_never_a_timing(monkeypatch, amd_avx512,
+                                                                   wanted, expected):
+    """Every process on a machine takes the same GEMM, so rounds the same way."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    monkeypatch.setattr(linear_mod, "_amd_with_avx512", lambda: amd_avx512)
+    monkeypatch.setenv("LC_EVAL_ONEDNN", wanted)
+    fast_backend.cache_clear()
+    try:
+        assert fast_backend() == expected
+    finally:
+        fast_backend.cache_clear()

@@ -38,7 +38,8 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # not glibc
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    done = bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD)) and bool(
-        mallopt(M_TRIM_THRESHOLD, THRESHOLD))
+    # each on its own: a glibc that caps the mmap threshold still takes the trim one
+    applied = (mallopt(M_MMAP_THRESHOLD, THRESHOLD), mallopt(M_TRIM_THRESHOLD, THRESHOLD))
+    done = all(applied)
     logger.info("malloc thresholds raised to %d bytes: %s", THRESHOLD, done)
     return done

@@ -47,7 +47,8 @@ def attend_chunk(q, k, v, scale=None):
     T, S = q.shape[-2], k.shape[-2]
     if S < T:
         raise ValueError(f"{T} queries need at least as many keys, got {S}")
-    if q.device.type != "cpu" or q.requires_grad:  # the split needs the CPU kernel's lse
+    if q.device.type != "cpu" or q.requires_grad or v.shape[-1] != q.shape[-1]:
+        # the split needs the CPU flash kernel's lse, and that kernel one head size
         return attend_chunk_ref(q, k, v, scale)
     gqa = q.shape[1] != k.shape[1]
     if S == T:  # the first chunk: one causal square

@@ -1,19 +1,21 @@
-"""fp32 linear layers through oneDNN's GEMM where it beats torch's default on this CPU.
+"""fp32 linear layers through oneDNN's GEMM on CPUs where it beats torch's default.
 
 torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. MKL picks its code path by
 CPU vendor, and on AMD processors it runs its AVX2 kernels even where the CPU has AVX-512:
-on the project's Zen 5 machine a (1024 x 768) x (768 x 3072) product runs at about 190
+on the project's machine (an AMD EPYC with AVX-512) a (1024 x 768) x (768 x 3072) product runs at about 190
 GFLOP/s through ``F.linear`` and about 440 GFLOP/s through oneDNN (``torch.ops.mkldnn.
 _linear_pointwise``, the op torch's own compiler emits for CPU linears), with the same inputs
 and results equal to rounding (relative differences below 1e-6: another summation order).
 
 ``linear_ref`` is ``F.linear``; ``linear`` is the same product through oneDNN, and
-``fast_linear`` whichever of the two is faster for the call.
-``fast_backend()`` times both once per process on a layer-sized product and checks that they
-agree; ``patch(model)`` then routes every fp32 ``nn.Linear`` of ``model`` through the faster
-one for calls of at least ``MIN_MACS`` multiply-adds (nothing changes where MKL is as fast,
-e.g. on Intel CPUs, or where torch has no oneDNN).
-``LC_EVAL_ONEDNN=0`` keeps torch's default.
+``fast_linear`` whichever of the two ``fast_backend()`` names. The choice is made by the CPU,
+never by timing, so that every process on a machine rounds the same way: oneDNN on AMD CPUs
+with AVX-512 (where MKL leaves half the machine's rate unused), after a check that it agrees
+with ``F.linear`` on a layer-sized product; torch's default elsewhere (Intel CPUs, where MKL
+uses AVX-512 itself; AMD CPUs without it, where both run AVX2 code). ``LC_EVAL_ONEDNN=1``
+asks for oneDNN on any CPU, ``LC_EVAL_ONEDNN=0`` for torch's default. ``patch(model)`` routes
+every fp32 ``nn.Linear`` of ``model`` through the choice for calls of at least ``MIN_MACS``
+multiply-adds; lc_hf records the choice in its model info (``lc_fp32_gemm``).
 
 >>> import torch
 >>> x, w = torch.randn(5, 16), torch.randn(8, 16)
@@ -26,8 +28,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
 import types
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +37,8 @@ import torch.nn.functional as F
 logger = logging.getLogger(__name__)
 
 linear_ref = F.linear
-# a layer-sized product for the timing: (tokens, d_model) x (d_model, 3 d_model)
+# a layer-sized product for the agreement check: (tokens, d_model) x (d_model, 3 d_model)
 PROBE = (256, 768, 2304)
-FASTER_BY = 1.15  # oneDNN is used only when it is at least this much faster
 # Below this many multiply-adds per call oneDNN's fixed cost (~15 us a call here, against
 # ~2 us for F.linear) outweighs its faster kernel: small layers and tiny models keep F.linear.
 MIN_MACS = 1 << 21
@@ -54,9 +55,12 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
 @functools.cache
 def fast_backend() -> str:
-    """"onednn" when oneDNN's fp32 GEMM is faster here and agrees with ``F.linear``, else
-    "torch" (timed once per process, about 50 ms)."""
-    if os.environ.get("LC_EVAL_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+    """"onednn" or "torch": the fp32 GEMM ``fast_linear`` uses in this process (see the module
+    doc; decided once, from the CPU and ``LC_EVAL_ONEDNN``)."""
+    wanted = os.environ.get("LC_EVAL_ONEDNN", "")
+    if wanted == "0" or not torch.backends.mkldnn.is_available():
+        return "torch"
+    if wanted != "1" and not _amd_with_avx512():
         return "torch"
     rows, d_in, d_out = PROBE
     g = torch.Generator().manual_seed(0)
@@ -69,22 +73,18 @@ def fast_backend() -> str:
     if ((got - expected).abs().max() / expected.abs().max()).item() > 1e-5:
         logger.warning("oneDNN's fp32 linear disagrees with torch's here; not used")
         return "torch"
-    seconds = {name: _best_time(fn, x, w) for name, fn in (("torch", linear_ref),
-                                                            ("onednn", linear))}
-    choice = "onednn" if seconds["torch"] > FASTER_BY * seconds["onednn"] else "torch"
-    logger.info("fp32 linear: torch %.2f ms, oneDNN %.2f ms -> %s", 1e3 * seconds["torch"],
-                1e3 * seconds["onednn"], choice)
-    return choice
+    return "onednn"
 
 
-def _best_time(fn, x, w, repeat: int = 5) -> float:
-    fn(x, w)  # warm up (thread pools, oneDNN's kernel generation)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn(x, w)
-        best = min(best, time.perf_counter() - start)
-    return best
+def _amd_with_avx512() -> bool:
+    """Whether /proc/cpuinfo names an AMD CPU with AVX-512 (False where it cannot be read)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines()
+                  if ln.startswith("flags")), [])
+    return "AuthenticAMD" in info and "avx512f" in flags
 
 
 def fast_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
@@ -104,6 +104,7 @@ def patch(model: torch.nn.Module) -> int:
     """Route each fp32 CPU ``nn.Linear`` of ``model`` through oneDNN when ``fast_backend()``
     says so (the module's own forward, replaced on the instance); returns how many."""
     layers = [m for m in model.modules() if type(m) is torch.nn.Linear
+              and type(m.weight.data) is torch.Tensor  # not a quantized tensor subclass
               and m.weight.dtype == torch.float32 and m.weight.device.type == "cpu"]
     if not layers or fast_backend() != "onednn":
         return 0

@@ -110,6 +110,8 @@ def selective_scan(
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
     backend = _pick_backend(backend, u, A)
+    if backend == "native" and not _decaying(A, delta, delta_bias, delta_softplus):
+        backend = "torch"  # the kernel's vector exp is for dt * A <= 0 only
     if backend == "mamba_ssm":
         y, h = add_initial_state(
             _mamba_ssm_scan_fn,
@@ -259,6 +261,17 @@ def _pick_backend(backend, u, A):
     if u.device.type == "cpu" and A.shape[1] <= native.max_state():
         return "native"
     return "torch"
+
+
+def _decaying(A, delta, delta_bias, delta_softplus) -> bool:
+    """Whether every dt * A is <= 0 (each step decays the state), as in every Mamba: A < 0
+    and dt > 0, by the softplus or by delta itself."""
+    if bool((A > 0).any()):
+        return False
+    if delta_softplus:
+        return True
+    dt = delta if delta_bias is None else delta + delta_bias[:, None]
+    return bool((dt >= 0).all())
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state):
