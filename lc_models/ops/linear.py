@@ -2,10 +2,11 @@
 
 torch computes an fp32 ``F.linear`` on a CPU with MKL's sgemm. MKL picks its code path by
 CPU vendor, and on AMD processors it runs its AVX2 kernels even where the CPU has AVX-512:
-on the project's machine (an AMD EPYC with AVX-512) a (1024 x 768) x (768 x 3072) product runs at about 190
-GFLOP/s through ``F.linear`` and about 440 GFLOP/s through oneDNN (``torch.ops.mkldnn.
-_linear_pointwise``, the op torch's own compiler emits for CPU linears), with the same inputs
-and results equal to rounding (relative differences below 1e-6: another summation order).
+on the project's machine (an AMD EPYC with AVX-512) a (1024 x 768) x (768 x 3072) product
+runs at about 190 GFLOP/s through ``F.linear`` and about 440 GFLOP/s through oneDNN
+(``torch.ops.mkldnn._linear_pointwise``, the op torch's own compiler emits for CPU linears),
+with the same inputs and results equal to rounding (relative differences below 1e-6:
+another summation order).
 
 ``linear_ref`` is ``F.linear``; ``linear`` is the same product through oneDNN, and
 ``fast_linear`` whichever of the two ``fast_backend()`` names. The choice is made by the CPU,

@@ -16,9 +16,9 @@ SiLU (``csrc/causal_conv1d.c``) and Mamba-2's gated RMS norm (``csrc/gated_rms_n
 The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a cache folder
 (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``) keyed by the source, the flags and the CPU, and
 loaded with ``ctypes``. No torch headers are needed, so a build takes well under a second.
-Blocks of 8 channels (16 with AVX-512) are split across ``torch.get_num_threads()`` OpenMP threads; ctypes
-releases the GIL during the call. If no compiler is found or the build fails, ``load()`` returns
-None (the reason is logged once) and callers use the pure-torch path. ``LC_EVAL_NATIVE=0``
+Blocks of 8 channels (16 with AVX-512) are split across ``torch.get_num_threads()`` OpenMP
+threads; ctypes releases the GIL during the call. If no compiler is found or the build fails,
+``load()`` returns None (the reason is logged once) and callers use the pure-torch path. ``LC_EVAL_NATIVE=0``
 turns the kernel off.
 
 >>> import torch
