@@ -18,8 +18,8 @@ The kernel is compiled with the system C compiler (``$CC``, else ``cc``) into a 
 loaded with ``ctypes``. No torch headers are needed, so a build takes well under a second.
 Blocks of 8 channels (16 with AVX-512) are split across ``torch.get_num_threads()`` OpenMP
 threads; ctypes releases the GIL during the call. If no compiler is found or the build fails,
-``load()`` returns None (the reason is logged once) and callers use the pure-torch path. ``LC_EVAL_NATIVE=0``
-turns the kernel off.
+``load()`` returns None (the reason is logged once) and callers use the pure-torch path.
+``LC_EVAL_NATIVE=0`` turns the kernel off.
 
 >>> import torch
 >>> from lc_models.ops import native
