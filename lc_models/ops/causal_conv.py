@@ -59,12 +59,8 @@ def causal_conv1d_ref(x, weight, bias=None, prev=None, activation=None):
 def causal_conv1d(x, weight, bias=None, prev=None, activation=None, backend="auto"):
     """``causal_conv1d_ref``'s result; ``backend``: "auto" (native for float32 on a CPU when
     built, else torch), "native" or "torch"."""
-    if backend not in ("auto", "native", "torch"):
-        raise ValueError(f"unknown conv backend {backend!r}; choose auto, native or torch")
-    fits = x.device.type == "cpu" and x.dtype == torch.float32 and native.available()
-    if backend == "native" and not fits:
-        raise ValueError("backend='native' needs float32 CPU tensors and a C compiler")
-    if backend == "torch" or not fits:
+    fits = x.device.type == "cpu" and x.dtype == torch.float32
+    if not native.use_kernel(backend, fits, "conv", "float32 CPU tensors"):
         return causal_conv1d_ref(x, weight, bias, prev, activation)
     prev = _check(x, weight, prev, activation)
     y = native.causal_conv1d(x, weight, bias, prev, activation == "silu")

@@ -36,12 +36,7 @@ def linear_scan_ref(a, x, h=None):
 def linear_scan(a, x, h=None, backend="auto"):
     """``linear_scan_ref``'s result; ``backend``: "auto" (native on a CPU when the kernel is
     built), "native" or "torch"."""
-    if backend not in ("auto", "native", "torch"):
-        raise ValueError(f"unknown linear-scan backend {backend!r}; choose auto, native or torch")
-    usable = x.device.type == "cpu" and native.available()
-    if backend == "native" and not usable:
-        raise ValueError("backend='native' needs CPU tensors and a C compiler")
-    if backend == "torch" or not usable:
+    if not native.use_kernel(backend, x.device.type == "cpu", "linear-scan"):
         return linear_scan_ref(a, x, h)
     batch, _, channels = x.shape
     state = (torch.zeros(batch, channels) if h is None

@@ -198,8 +198,7 @@ def scan(
         raise RuntimeError("the native selective scan is not available (see the log)")
     batch, d_inner, L = u.shape
     n = A.shape[1]
-    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
-        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    _check_state(h)
     u, delta, B, C = (x if x.dtype == torch.float32 else x.float() for x in (u, delta, B, C))
     z = z if z is None or z.dtype == torch.float32 else z.float()
     A = A.float().contiguous()
@@ -212,8 +211,7 @@ def scan(
     strides = [s for x in (u, delta, z if z is not None else u, B, C, y) for s in x.stride()]
     st = (ctypes.c_int64 * 18)(*strides)
     ptr = [x.data_ptr() if x is not None else None for x in (u, delta, z, B, C, A, D, delta_bias)]
-    small = batch * d_inner * L < 32768  # not worth waking threads
-    threads = 1 if small else torch.get_num_threads()
+    threads = _threads(batch * d_inner * L, 32768)
     lib.lc_selective_scan_omp(
         *ptr, h.data_ptr(), y.data_ptr(), st, batch, d_inner, L, n, int(bool(softplus)), threads
     )
@@ -243,8 +241,7 @@ def ssd_scan(
         raise RuntimeError("the native scan kernels are not available (see the log)")
     batch, L, nheads, headdim = x.shape
     ngroups, d_state = B.shape[-2:]
-    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
-        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    _check_state(h)
     if x.stride(-1) != 1:
         x = x.contiguous()
     dt, decay = dt.contiguous(), decay.contiguous()
@@ -252,8 +249,7 @@ def ssd_scan(
     y = torch.empty(batch, L, nheads, headdim)
     st = (ctypes.c_int64 * 12)(*x.stride(), *B.stride(), *C.stride())
     ptr = [t.data_ptr() if t is not None else None for t in (x, dt, decay, B, C, D, h, y)]
-    small = batch * nheads * headdim * d_state * L < 1 << 18  # not worth waking threads
-    threads = 1 if small else torch.get_num_threads()
+    threads = _threads(batch * nheads * headdim * d_state * L, 1 << 18)
     lib.lc_ssd_scan(*ptr, st, batch, L, nheads, headdim, ngroups, d_state, threads)
     return y
 
@@ -266,13 +262,12 @@ def wkv6_scan(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor
     Semantics as in ``csrc/wkv6_scan.c``."""
     lib = _require()
     batch, L, heads, n = r.shape
-    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
-        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    _check_state(h)
     r, k, v, w = (t.float().contiguous() for t in (r, k, v, w))  # one layout for the four
     u = u.float().contiguous()
     o = torch.empty(batch, L, heads, n)
     st = (ctypes.c_int64 * 3)(*r.stride()[:3])
-    threads = 1 if batch * heads * n * n * L < 1 << 18 else torch.get_num_threads()
+    threads = _threads(batch * heads * n * n * L, 1 << 18)
     lib.lc_wkv6_scan(*(t.data_ptr() for t in (r, k, v, w, u, h, o)), st, batch, L, heads, n,
                      threads)
     return o
@@ -284,11 +279,10 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tens
     Semantics as in ``csrc/linear_scan.c``."""
     lib = _require()
     batch, L, channels = x.shape
-    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
-        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+    _check_state(h)
     a, x = a.float().contiguous(), x.float().contiguous()
     y = torch.empty(batch, L, channels)
-    threads = 1 if batch * L * channels < 1 << 16 else torch.get_num_threads()
+    threads = _threads(batch * L * channels, 1 << 16)
     lib.lc_linear_scan(a.data_ptr(), x.data_ptr(), h.data_ptr(), y.data_ptr(), batch, L,
                        channels, threads)
     return y
@@ -314,7 +308,7 @@ def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     y = torch.empty(batch, L, channels)
     st = (ctypes.c_int64 * 2)(*x.stride()[:2])
     ptr = [t.data_ptr() if t is not None else None for t in (x, history, w, bias, y)]
-    threads = 1 if batch * L * channels < 1 << 15 else torch.get_num_threads()
+    threads = _threads(batch * L * channels, 1 << 15)
     lib.lc_causal_conv1d(*ptr, st, batch, L, channels, K,
                          history.shape[-1] if history is not None else 0, int(silu), threads)
     return y
@@ -335,7 +329,7 @@ def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor | None, weight: torch.Ten
     weight = weight.float().contiguous()
     y = torch.empty(rows, channels)
     ptr = [t.data_ptr() if t is not None else None for t in (x, gate, weight, y)]
-    threads = 1 if rows * channels < 1 << 15 else torch.get_num_threads()
+    threads = _threads(rows * channels, 1 << 15)
     lib.lc_gated_rms_norm(*ptr, x.stride(0), gate.stride(0) if gate is not None else 0, rows,
                           channels, group_size, eps, threads)
     return y.view(shape)
@@ -345,6 +339,34 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     """t as (rows, channels) float32 with a unit channel stride (a view when it can be)."""
     flat = t.float().reshape(-1, t.shape[-1])
     return flat if flat.stride(-1) == 1 else flat.contiguous()
+
+
+CPU_BACKENDS = ("auto", "native", "torch")
+
+
+def use_kernel(backend: str, fits: bool, op: str, needs: str = "CPU tensors") -> bool:
+    """Whether an op with ``CPU_BACKENDS`` runs its native kernel. ``fits``: the inputs suit
+    the kernel. "auto" takes it where it fits and is built; "native" where it cannot run, or
+    an unknown backend, is a clear error."""
+    if backend not in CPU_BACKENDS:
+        raise ValueError(f"unknown {op} backend {backend!r}; choose one of {CPU_BACKENDS}")
+    fits = fits and available()
+    if backend == "native" and not fits:
+        raise ValueError(f"backend='native' needs {needs} and a C compiler (see "
+                         "lc_models.ops.native); use backend='torch'")
+    return backend != "torch" and fits
+
+
+def _check_state(h: torch.Tensor) -> None:
+    """A state the kernels update in place: contiguous float32 on the CPU."""
+    if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
+        raise ValueError("h must be a contiguous float32 CPU tensor (it is updated in place)")
+
+
+def _threads(work: int, serial_below: int) -> int:
+    """OpenMP threads for a call over ``work`` elements: one below ``serial_below`` (not worth
+    waking threads), else torch's."""
+    return 1 if work < serial_below else torch.get_num_threads()
 
 
 def _require() -> ctypes.CDLL:

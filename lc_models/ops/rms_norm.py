@@ -44,13 +44,8 @@ def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
 def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto"):
     """``gated_rms_norm_ref``'s result; ``backend``: "auto" (native when x and the weight are
     float32 CPU tensors and the kernel is built, else torch), "native" or "torch"."""
-    if backend not in ("auto", "native", "torch"):
-        raise ValueError(f"unknown norm backend {backend!r}; choose auto, native or torch")
-    fits = (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and native.available())
-    if backend == "native" and not fits:
-        raise ValueError("backend='native' needs float32 CPU tensors and a C compiler")
-    if backend == "torch" or not fits:
+    fits = x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+    if not native.use_kernel(backend, fits, "norm", "float32 CPU tensors"):
         return gated_rms_norm_ref(x, gate, weight, group_size, eps)
     return native.gated_rms_norm(x, gate, weight, group_size, eps)
 

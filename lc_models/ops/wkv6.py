@@ -46,7 +46,7 @@ from lc_models.ops import native
 # Tokens per chunk (the (T, T, N) intra-chunk factor grows with it) and chunks per block.
 CHUNK = 16
 CHUNKS_PER_BLOCK = 8
-BACKENDS = ("auto", "native", "torch")
+BACKENDS = native.CPU_BACKENDS
 
 
 def _check(r, k, v, log_w, u, initial_state):
@@ -86,14 +86,9 @@ def wkv6(r, k, v, log_w, u, initial_state=None, output_final_state=False, *, bac
     Returns (o (batch, L, heads, N) float32, final_state float32 or None). ``backend``: one of
     ``BACKENDS`` ("auto": native on a CPU when the kernel is built, else torch).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown wkv6 backend {backend!r}; choose one of {BACKENDS}")
-    usable = r.device.type == "cpu" and native.available()
-    if backend == "native" and not usable:
-        raise ValueError("backend='native' needs CPU tensors and a C compiler (see "
-                         "lc_models.ops.native); use backend='torch'")
+    kernel = native.use_kernel(backend, r.device.type == "cpu", "wkv6")
     S = _check(r, k, v, log_w, u, initial_state)
-    if backend != "torch" and usable:  # S: updated in place
+    if kernel:  # S: updated in place
         o = native.wkv6_scan(r, k, v, log_w.float().exp(), u, S)
         return o, (S if output_final_state else None)
     r, k, v, log_w, u = r.float(), k.float(), v.float(), log_w.float(), u.float()
