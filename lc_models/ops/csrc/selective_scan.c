@@ -32,36 +32,28 @@ typedef int32_t ivec __attribute__((vector_size(LANES * 4)));
 
 static inline vec splat(float v) { return (vec){0} + v; }
 
-/* exp(x) for x <= 0, LANES at a time, to about 2e-7 relative: 2^(x log2 e) split into an
-   integer k (rounded to nearest) and f in [-1/2, 1/2], 2^f by its degree-6 Taylor polynomial,
-   2^k put into the exponent bits; 0 below -87 so that no subnormal ever enters the state.
-   The scan spends most of its time here: 13 vector operations, no calls. The error of
-   x log2 e's rounding grows with |x|, but exp(x) shrinks faster: below 3e-8 absolute. */
-static inline vec lc_vexp(vec x) {
+/* exp(x) for x <= 0, LANES at a time: 2^(x log2 e) split into an integer k (rounded to
+   nearest) and f in [-1/2, 1/2], 2^f by its Taylor polynomial, 2^k put into the exponent
+   bits; 0 below -87 so that no subnormal ever enters the state. The error of x log2 e's
+   rounding grows with |x|, but exp(x) shrinks faster: below 3e-8 absolute. `degree` is 6
+   (about 2e-7 relative; the scan's decay, where it spends most of its time: 13 vector
+   operations, no calls) or 7 (truncation below 1e-8, about as close as float32 rounding
+   allows; the once-per-token softplus and gate). Callers pass a constant: it folds away. */
+static inline vec lc_vexp_degree(vec x, int degree) {
   const ivec under = x < splat(-87.f);
   const vec y = x * splat(1.44269504088896341f);
   const ivec k = __builtin_convertvector(y - splat(0.5f), ivec); /* y <= 0: rounds */
   const vec f = y - __builtin_convertvector(k, vec);
+  const vec top = degree > 6 ? splat(0.000154035304f) + f * splat(1.52527338e-05f)
+                             : splat(0.000154035304f);
   const vec p = splat(1.f) + f * (splat(0.693147182f) + f * (splat(0.240226507f) +
                 f * (splat(0.0555041087f) + f * (splat(0.00961812911f) +
-                f * (splat(0.00133335581f) + f * splat(0.000154035304f))))));
-  const vec scaled = p * (vec)((k + 127) << 23);
-  return (vec)((ivec)scaled & ~under);
-}
-
-/* lc_vexp with one more term (degree 7: truncation below 1e-8 relative, so the result is
-   about as close as float32 rounding allows), for the once-per-token softplus and gate. */
-static inline vec lc_vexp_fine(vec x) {
-  const ivec under = x < splat(-87.f);
-  const vec y = x * splat(1.44269504088896341f);
-  const ivec k = __builtin_convertvector(y - splat(0.5f), ivec);
-  const vec f = y - __builtin_convertvector(k, vec);
-  const vec p = splat(1.f) + f * (splat(0.693147182f) + f * (splat(0.240226507f) +
-                f * (splat(0.0555041087f) + f * (splat(0.00961812911f) +
-                f * (splat(0.00133335581f) + f * (splat(0.000154035304f) +
-                f * splat(1.52527338e-05f)))))));
+                f * (splat(0.00133335581f) + f * top)))));
   return (vec)((ivec)(p * (vec)((k + 127) << 23)) & ~under);
 }
+
+static inline vec lc_vexp(vec x) { return lc_vexp_degree(x, 6); }
+static inline vec lc_vexp_fine(vec x) { return lc_vexp_degree(x, 7); }
 
 /* where mask: a, else b (mask lanes all ones or all zeros, as vector compares give) */
 static inline vec blend(ivec mask, vec a, vec b) {
