@@ -1,4 +1,5 @@
-"""gated_rms_norm (every backend this machine has) against transformers' MambaRMSNormGated."""
+"""gated_rms_norm (every backend this machine has) against transformers' gated RMS norm of
+Mamba-2 (``MambaRMSNormGated`` up to transformers 5.24, ``Mamba2RMSNormGated`` from 5.25)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import os
 
 import pytest
 import torch
-from transformers.models.mamba2.modeling_mamba2 import MambaRMSNormGated
+import transformers
+from transformers.models.mamba2 import modeling_mamba2
 
 from lc_models.ops.rms_norm import gated_rms_norm, gated_rms_norm_ref
 
+# transformers 5.25 renamed the class; either name is the oracle, neither is a loud failure
+GATED_NAMES = ("Mamba2RMSNormGated", "MambaRMSNormGated")
+MambaRMSNormGated = next((getattr(modeling_mamba2, n) for n in GATED_NAMES
+                          if hasattr(modeling_mamba2, n)), None)
 NATIVE_OFF = os.environ.get("LC_EVAL_NATIVE", "1") == "0"
 BACKENDS = ["torch", pytest.param("native", marks=pytest.mark.skipif(
     NATIVE_OFF, reason="LC_EVAL_NATIVE=0"))]
@@ -19,6 +25,9 @@ BACKENDS = ["torch", pytest.param("native", marks=pytest.mark.skipif(
 @pytest.mark.parametrize("gated", [True, False], ids=["gated", "plain"])
 @pytest.mark.parametrize("channels,group", [(48, 48), (48, 16), (37, 37)], ids=str)
 def test_matches_transformers_module(backend, gated, channels, group):
+    assert MambaRMSNormGated is not None, (
+        f"transformers {transformers.__version__} has none of {GATED_NAMES} in modeling_mamba2: "
+        "the oracle of this test moved; find its new name")
     g = torch.Generator().manual_seed(channels + group)
     norm = MambaRMSNormGated(channels, group_size=group, eps=1e-5)
     norm.weight.data = torch.rand(channels, generator=g) + 0.5
