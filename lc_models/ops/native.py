@@ -8,6 +8,8 @@ which on a CPU is 5-10x faster than the best chunked torch code (see ``benchmark
 token, so a token costs three vector operations per state element with the state in
 registers, less than the chunked matrix form's batched small GEMMs and their copies;
 ``csrc/wkv6_scan.c`` for RWKV-6's WKV (a decay per key channel, the same three operations);
+``csrc/wkv7_scan.c`` for RWKV-7's generalized delta rule (value channels in the lanes, the
+head's state in L1);
 ``csrc/linear_scan.c`` for RecurrentGemma's RG-LRU (one multiply-add per channel and token).
 Two element-wise neighbours of the scans are fused the same way, one read and one write
 each instead of a torch op (and a fresh tensor) per term: the depthwise causal conv with its
@@ -46,8 +48,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 SOURCES = tuple(Path(__file__).with_name("csrc") / name
-                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "linear_scan.c",
-                             "causal_conv1d.c", "gated_rms_norm.c"))
+                for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "wkv7_scan.c",
+                             "linear_scan.c", "causal_conv1d.c", "gated_rms_norm.c"))
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -150,6 +152,10 @@ def load() -> ctypes.CDLL | None:
         lib.lc_wkv6_scan.argtypes = [ptr] * 7 + [ctypes.POINTER(i64)] + [i64] * 4 + [
             ctypes.c_int32]
         lib.lc_wkv6_scan.restype = None
+        lib.lc_wkv7_scan.argtypes = [ptr] * 8 + [ctypes.POINTER(i64)] + [i64] * 4 + [
+            ctypes.c_int32]
+        lib.lc_wkv7_scan.restype = None
+        lib.lc_wkv7_max_n.restype = ctypes.c_int
         lib.lc_linear_scan.argtypes = [ptr] * 4 + [i64] * 3 + [ctypes.c_int32]
         lib.lc_linear_scan.restype = None
         lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
@@ -270,6 +276,32 @@ def wkv6_scan(r: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: torch.Tensor
     threads = _threads(batch * heads * n * n * L, 1 << 18)
     lib.lc_wkv6_scan(*(t.data_ptr() for t in (r, k, v, w, u, h, o)), st, batch, L, heads, n,
                      threads)
+    return o
+
+
+def wkv7_max_n() -> int:
+    """The largest head size ``wkv7_scan`` takes (0 without the kernel)."""
+    lib = load()
+    return lib.lc_wkv7_max_n() if lib is not None else 0
+
+
+def wkv7_scan(r: torch.Tensor, w: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              a: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Run the WKV7 recurrence; returns o (batch, L, heads, N) float32 and updates ``h`` in
+    place. r, w = exp(log_w), k, v, a, b: (batch, L, heads, N) float32; h: (batch, heads,
+    N_value, N_key) contiguous float32, the initial state on entry and the final one on
+    return; N <= ``wkv7_max_n()``. Semantics as in ``csrc/wkv7_scan.c``."""
+    lib = _require()
+    batch, L, heads, n = r.shape
+    if n > lib.lc_wkv7_max_n():
+        raise ValueError(f"head size {n} > {lib.lc_wkv7_max_n()}, the kernel's largest")
+    _check_state(h)
+    r, w, k, v, a, b = (t.float().contiguous() for t in (r, w, k, v, a, b))  # one layout
+    o = torch.empty(batch, L, heads, n)
+    st = (ctypes.c_int64 * 3)(*r.stride()[:3])
+    threads = _threads(batch * heads * n * n * L, 1 << 18)
+    lib.lc_wkv7_scan(*(t.data_ptr() for t in (r, w, k, v, a, b, h, o)), st, batch, L, heads,
+                     n, threads)
     return o
 
 
