@@ -4,7 +4,9 @@
   key and shape written from mamba_ssm's module definitions (``mamba_ssm_shapes``), not from
   our implementation, so that a wrong key or shape in our loader shows up;
 * ``save_rwkv6(path, fmt="pth" | "hf")``: BlinkDL's native ``.pth`` (``blocks.N.att.*``) or the HF
-  format (``rwkv.blocks.N.attention.*`` + config.json), the same weights for the same seed.
+  format (``rwkv.blocks.N.attention.*`` + config.json), the same weights for the same seed;
+* ``save_rwkv7(path, fmt="pth" | "hf")``: the same for RWKV-7 (x070), the HF format being fla's
+  (``model.layers.N.attn.*``, its low-rank projections as ``*_lora.lora.{0,2}``).
 
 ``MAMBA_SSM_CONFIGS`` holds tiny configs shaped like the paper's checkpoints.
 
@@ -234,4 +236,124 @@ def save_rwkv6(path, fmt: str = "pth", seed: int = 0, **shape_args) -> Path:
         "tokenizer_class": "Rwkv5Tokenizer", "use_fast": False,
         "auto_map": {"AutoTokenizer": ["tokenization_rwkv5.Rwkv5Tokenizer", None]}}))
     torch.save(renamed, path / "pytorch_model.bin")
+    return path
+
+
+# ------------------------------------------------------------------------------- RWKV-7
+def rwkv7_shapes(n_embd=32, n_layer=2, head_size=8, vocab_size=65536, dim_ffn=None,
+                 decay_lora=8, iclr_lora=8, value_lora=4, gate_lora=16) -> dict[str, tuple]:
+    """Every key of a native RWKV-7 (x070) ``.pth`` and its shape, as ``rwkv`` 0.8.32's
+    ``RWKV_x070`` reads it (layer 0 carries an unused v0/v1/v2, as BlinkDL's trainer saves)."""
+    C, F = n_embd, dim_ffn or 4 * n_embd
+    ranks = {"w": decay_lora, "a": iclr_lora, "v": value_lora}
+    shapes = {"emb.weight": (vocab_size, C), "blocks.0.ln0.weight": (C,),
+              "blocks.0.ln0.bias": (C,)}
+    for i in range(n_layer):
+        b, a, f = f"blocks.{i}.", f"blocks.{i}.att.", f"blocks.{i}.ffn."
+        for ln in ("ln1", "ln2"):
+            shapes.update({b + ln + ".weight": (C,), b + ln + ".bias": (C,)})
+        shapes.update({a + f"x_{x}": (1, 1, C) for x in "rwkvag"})
+        for x, rank in ranks.items():
+            shapes.update({a + f"{x}0": (1, 1, C), a + f"{x}1": (C, rank),
+                           a + f"{x}2": (rank, C)})
+        shapes.update({
+            a + "g1": (C, gate_lora), a + "g2": (gate_lora, C), a + "k_k": (1, 1, C),
+            a + "k_a": (1, 1, C), a + "r_k": (C // head_size, head_size),
+            a + "ln_x.weight": (C,), a + "ln_x.bias": (C,),
+            f + "x_k": (1, 1, C), f + "key.weight": (F, C), f + "value.weight": (C, F),
+        })
+        shapes.update({a + f"{x}.weight": (C, C) for x in ("receptance", "key", "value",
+                                                           "output")})
+    shapes.update({"ln_out.weight": (C,), "ln_out.bias": (C,), "head.weight": (vocab_size, C)})
+    return shapes
+
+
+def rwkv7_state(seed: int = 0, **shape_args) -> dict[str, torch.Tensor]:
+    """Random native-named RWKV-7 weights: mixing factors in [0, 1], decays from ~0.55 to ~1,
+    learning rates and value residual gates spread over (0, 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, shape in rwkv7_shapes(**shape_args).items():
+        name = key.rsplit(".", 1)[-1]
+        if name.startswith("x_"):
+            state[key] = torch.rand(shape, generator=generator)
+        elif name in ("w0", "a0", "v0"):  # sigmoid arguments: spread over (-4, 4)
+            state[key] = torch.rand(shape, generator=generator) * 8 - 4
+        elif name in ("k_k", "k_a"):
+            state[key] = 0.5 + torch.rand(shape, generator=generator)
+        elif key.endswith(("ln0.weight", "ln1.weight", "ln2.weight", "ln_x.weight",
+                           "ln_out.weight")):
+            state[key] = 1 + 0.2 * torch.randn(shape, generator=generator)
+        else:
+            fan_in = shape[0] if name[-1:] in "12" else shape[-1] if len(shape) > 1 else 4
+            state[key] = torch.randn(shape, generator=generator) / math.sqrt(fan_in)
+    state["emb.weight"] = state["emb.weight"] * math.sqrt(shape_args.get("n_embd", 32))
+    return state
+
+
+def fla_key(key: str) -> tuple[str, bool]:
+    """fla's name of a native RWKV-7 key (``utils/convert_from_rwkv7.py``), and whether the
+    tensor is transposed there (the low-rank matrices become Linear weights)."""
+    top = {"emb.weight": "model.embeddings.weight", "ln_out.weight": "model.norm.weight",
+           "ln_out.bias": "model.norm.bias", "head.weight": "lm_head.weight"}
+    if key in top:
+        return top[key], False
+    _, layer, part, name, *rest = key.split(".")
+    part = {"att": "attn", "ffn": "ffn", "ln0": "pre_norm", "ln1": "attn_norm",
+            "ln2": "ffn_norm"}[part]
+    transposed = False
+    if part == "attn" and len(name) == 2 and name[0] in "wavg" and name[1] in "012":
+        name = f"{name[0]}_lora.lora." + {"0": "2.bias", "1": "0.weight", "2": "2.weight"}[name[1]]
+        transposed = not name.endswith("bias")
+    elif part == "attn":
+        name = {"receptance": "r_proj", "key": "k_proj", "value": "v_proj", "output": "o_proj",
+                "ln_x": "g_norm"}.get(name, name)
+    return ".".join(["model.layers", layer, part, name, *rest]), transposed
+
+
+def save_rwkv7(path, fmt: str = "pth", seed: int = 0, **shape_args) -> Path:
+    """Write random RWKV-7 weights as a native ``.pth`` (``path`` is the file) or in fla's HF
+    format (``path`` is a folder: config.json as fla-hub ships it, model.safetensors).
+    Returns the path to pass as ``pretrained``."""
+    state = rwkv7_state(seed, **shape_args)
+    path = Path(path)
+    if fmt == "pth":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, path)
+        return path
+    if fmt != "hf":
+        raise ValueError(f"unknown RWKV-7 format {fmt!r}; choose pth or hf")
+    from safetensors.torch import save_file
+
+    renamed = {}
+    for key, value in state.items():
+        if key in ("blocks.0.att.v0", "blocks.0.att.v1", "blocks.0.att.v2"):  # fla: no v_lora
+            continue
+        name, transposed = fla_key(key)
+        value = value.t() if transposed else value
+        renamed[name] = value.squeeze() if value.dim() == 3 and "attn.x_" not in name else value
+    C, L = state["emb.weight"].shape[1], 1 + max(int(k.split(".")[1]) for k in state
+                                                  if k.startswith("blocks."))
+    head_size = state["blocks.0.att.r_k"].shape[1]
+    config = {
+        "architectures": ["RWKV7ForCausalLM"], "model_type": "rwkv7",
+        "auto_map": {"AutoConfig": "modeling_rwkv7.RWKV7Config",
+                     "AutoModel": "modeling_rwkv7.RWKV7Model",
+                     "AutoModelForCausalLM": "modeling_rwkv7.RWKV7ForCausalLM"},
+        "a_low_rank_dim": state["blocks.0.att.a1"].shape[1], "attn": None,
+        "attn_mode": "chunk", "bos_token_id": 0, "eos_token_id": 0,
+        "decay_low_rank_dim": state["blocks.0.att.w1"].shape[1], "fuse_cross_entropy": True,
+        "fuse_norm": False, "gate_low_rank_dim": state["blocks.0.att.g1"].shape[1],
+        "head_dim": head_size, "hidden_act": "sqrelu", "hidden_ratio": 4.0, "hidden_size": C,
+        "initializer_range": 0.006, "intermediate_size": state["blocks.0.ffn.key.weight"].shape[0],
+        "max_position_embeddings": 2048, "norm_bias": True, "norm_eps": 1e-5,
+        "norm_first": True, "num_heads": None, "num_hidden_layers": L,
+        "tie_word_embeddings": False, "torch_dtype": "float32",
+        "transformers_version": "4.48.0", "use_cache": True,
+        "v_low_rank_dim": state["blocks.0.att.v1"].shape[1], "value_dim": [C] * L,
+        "vocab_size": state["emb.weight"].shape[0],
+    }
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(config, indent=1))
+    save_file({k: v.contiguous() for k, v in renamed.items()}, path / "model.safetensors")
     return path

@@ -23,7 +23,8 @@ from types import ModuleType
 from typing import Any
 
 # Tried in this order; the first whose ``detect`` answers wins.
-FAMILIES = ("lc_models.models.rwkv6", "lc_models.models.mamba_ssm")
+# rwkv7 before rwkv6: it claims only .pth files with x070 keys, rwkv6 reads or names the rest.
+FAMILIES = ("lc_models.models.rwkv7", "lc_models.models.rwkv6", "lc_models.models.mamba_ssm")
 
 
 @dataclass

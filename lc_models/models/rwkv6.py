@@ -248,7 +248,8 @@ HF_FIELDS = frozenset({
     "context_length", "use_cache", "bos_token_id", "eos_token_id", "pad_token_id", "auto_map",
     "torch_dtype", *PretrainedConfig().to_dict(),
 })
-# keys that tell other RWKV generations apart, for a clear refusal
+# keys that tell other RWKV generations apart, for a clear refusal (x070 files reach this
+# loader only when the RWKV-7 one cannot list their keys: lc_models.models.rwkv7.detect)
 _OTHER_VERSIONS = {"att.r_k": "RWKV-7 (x070)", "att.time_mix_k": "RWKV-4/5",
                    "att.time_first": "RWKV-4/5"}
 
@@ -286,7 +287,8 @@ def _native_state(path: str) -> dict[str, torch.Tensor]:
         other = next((v for k, v in _OTHER_VERSIONS.items() if f"blocks.0.{k}" in state), None)
         what = f"an {other} checkpoint" if other else "not an RWKV checkpoint"
         raise UsageError(f"{path} is {what}: lc_hf runs RWKV-6 (x060) .pth files, which have "
-                         "blocks.N.att.time_maa_x and time_faaaa")
+                         "blocks.N.att.time_maa_x and time_faaaa, and RWKV-7 (x070) ones saved "
+                         "by torch.save (zip format), which have blocks.N.att.r_k")
     return state
 
 
