@@ -272,7 +272,7 @@ def main(argv=None) -> None:
     p.add_argument("--models", default=None,
                    help="lm-eval model names, baseline first; NAME:ARGS adds model_args, e.g. "
                         "lc_hf:dtype=bfloat16 (default: each config's baseline, then lc_hf: hf "
-                        "for transformers configs, rwkv_pkg for rwkv6, none for mamba_ssm)")
+                        "for transformers configs, rwkv_pkg for rwkv6 and rwkv7, none for mamba_ssm)")
     p.add_argument("--passkey-tokens", type=int, default=16384)
     p.add_argument("--no-passkey", action="store_true")
     p.add_argument("--repeat", type=int, default=1, help="runs per point; the best is kept")

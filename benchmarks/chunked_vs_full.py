@@ -9,7 +9,7 @@ architecture in ``lc_models.tiny.TINY_CONFIGS``:
 * ``lc_hf``: the runner lc_hf uses (``lc_models.arch.runner_for``).
 
 The native checkpoints only lc_hf loads (``lc_models.tiny_native``: mamba_ssm Mamba2-Attn,
-Transformer++ and an every-field hybrid; RWKV-6) have no transformers class, so only the
+Transformer++ and an every-field hybrid; RWKV-6 and RWKV-7) have no transformers class, so only the
 ``lc_hf`` column is measured for them, against the same model's single full forward.
 
 Usage: ``python benchmarks/chunked_vs_full.py [--tokens 256] [--out benchmarks/out/...]``.
@@ -88,18 +88,19 @@ def measure(arch: str, tokens: int) -> dict:
     return row
 
 
-NATIVE = ("mamba2attn", "transformerpp", "every_field", "rwkv6")
+NATIVE = ("mamba2attn", "transformerpp", "every_field", "rwkv6", "rwkv7")
 
 
 @torch.no_grad()
 def measure_native(kind: str, tokens: int) -> dict:
     from lc_models import models
     from lc_models.arch import runner_for
-    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6
+    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6, save_rwkv7
 
     with tempfile.TemporaryDirectory() as folder:
-        if kind == "rwkv6":
-            path = save_rwkv6(Path(folder) / "model.pth", vocab_size=512)
+        if kind in ("rwkv6", "rwkv7"):
+            save = save_rwkv6 if kind == "rwkv6" else save_rwkv7
+            path = save(Path(folder) / "model.pth", vocab_size=512)
         else:
             save_mamba_ssm(folder, MAMBA_SSM_CONFIGS[kind], vocab_size=512)
             path = folder

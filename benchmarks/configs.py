@@ -1,7 +1,7 @@
 """Benchmark model configs (real sizes, random weights) and the texts fed to them.
 
 Checkpoints are built locally, with ``from_config`` (``CONFIGS``) or in a native format that
-only lc_hf reads (``NATIVE``: mamba_ssm hybrids, RWKV-6), and saved with a character tokenizer
+only lc_hf reads (``NATIVE``: mamba_ssm hybrids, RWKV-6, RWKV-7), and saved with a character tokenizer
 (one token per character, so a text of N characters is exactly N tokens; native checkpoints
 keep it in ``tokenizer/``). Nothing touches a model hub.
 """
@@ -121,6 +121,15 @@ def _rwkv6(path: Path):
 
     save_rwkv6(path / "model.pth", "pth", n_embd=768, n_layer=12, head_size=64,
                mix_lora=32, decay_lora=64)
+
+
+@native("rwkv7", "RWKV-7-190m-like native .pth (d_model 768, 12 layers, 12 heads of 64, FFN "
+        "3072, LoRA ranks 64/64/32/128 as RWKV-7 World 0.1B, vocab 65536)", baseline="rwkv_pkg")
+def _rwkv7(path: Path):
+    from lc_models.tiny_native import save_rwkv7
+
+    save_rwkv7(path / "model.pth", "pth", n_embd=768, n_layer=12, head_size=64,
+               decay_lora=64, iclr_lora=64, value_lora=32, gate_lora=128)
 
 
 def description(name: str) -> str:

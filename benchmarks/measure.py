@@ -9,8 +9,9 @@ Run by ``bench_prefill.py``, one process per measurement, so that the peak RSS i
     measure.py generate MODEL PATH TOKENS        # generate_until on a passkey prompt
 
 MODEL is an lm-eval model name (``hf``, ``lc_hf``), or ``rwkv_pkg``: BlinkDL's ``rwkv``
-package (``RWKV(..., "cpu fp32")``) on a native RWKV-6 ``.pth``, the same request scored from
-its state (loglikelihood only). ``--model_args`` adds to an lm-eval model's arguments.
+package (``RWKV(..., "cpu fp32")``) on a native RWKV-6 or RWKV-7 ``.pth`` (``RWKV_V7_ON=1`` set
+for x070 files before it is imported), the same request scored from its state (loglikelihood
+only). ``--model_args`` adds to an lm-eval model's arguments.
 """
 
 from __future__ import annotations
@@ -104,11 +105,17 @@ class RwkvPackage:
     """
 
     def __init__(self, path: str):
-        from rwkv.model import RWKV
+        import torch
         from transformers import AutoTokenizer
 
         (pth,) = Path(path).glob("*.pth")
-        self.model = RWKV(model=str(pth)[: -len(".pth")], strategy="cpu fp32", verbose=False)
+        v7 = "blocks.0.att.r_k" in torch.load(pth, weights_only=True, mmap=True)
+        if v7:
+            os.environ["RWKV_V7_ON"] = "1"  # read when rwkv.model is imported
+        from rwkv.model import RWKV
+
+        quiet = {} if v7 else {"verbose": False}  # RWKV_x070 takes no verbose
+        self.model = RWKV(model=str(pth)[: -len(".pth")], strategy="cpu fp32", **quiet)
         self.tok = AutoTokenizer.from_pretrained(str(Path(path) / "tokenizer"))
 
     def loglikelihood(self, instances, disable_tqdm=True):
@@ -130,7 +137,7 @@ class RwkvPackage:
         return out
 
     def n_params(self) -> tuple[int, int]:
-        w = self.model.w
+        w = getattr(self.model, "w", None) or self.model.z  # x060, x070
         total = sum(t.numel() for k, t in w.items())
         return total, total - w["emb.weight"].numel() - w["head.weight"].numel()
 

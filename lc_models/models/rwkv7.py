@@ -197,7 +197,8 @@ class ChannelMix(nn.Module):
 
     def forward(self, x, layer: Rwkv7Layer):
         """x: (batch, T, n_embd), normed by ln2; updates ``layer``'s ffn_shift."""
-        k = torch.relu(self.key(x + _shift(x, layer.ffn_shift) * self.x_k)).square()
+        k = self.key(x + _shift(x, layer.ffn_shift) * self.x_k)  # (b, T, dim_ffn)
+        k = k.relu_().mul_(k)  # squared ReLU, in place: the largest activation of the block
         layer.ffn_shift = x[:, -1]
         return self.value(k)  # (b, T, C)
 
