@@ -241,9 +241,12 @@ def save_rwkv6(path, fmt: str = "pth", seed: int = 0, **shape_args) -> Path:
 
 # ------------------------------------------------------------------------------- RWKV-7
 def rwkv7_shapes(n_embd=32, n_layer=2, head_size=8, vocab_size=65536, dim_ffn=None,
-                 decay_lora=8, iclr_lora=8, value_lora=4, gate_lora=16) -> dict[str, tuple]:
+                 decay_lora=8, iclr_lora=8, value_lora=4, gate_lora=16,
+                 deep_embed=0) -> dict[str, tuple]:
     """Every key of a native RWKV-7 (x070) ``.pth`` and its shape, as ``rwkv`` 0.8.32's
-    ``RWKV_x070`` reads it (layer 0 carries an unused v0/v1/v2, as BlinkDL's trainer saves)."""
+    ``RWKV_x070`` reads it (layer 0 carries an unused v0/v1/v2, as BlinkDL's trainer saves);
+    ``deep_embed=d`` adds DeepEmbed's ``ffn.s_emb``/``s_emb_x``/``s0``/``s1``/``s2``
+    (``RWKV_DE_VERSION=1``, where d is 32)."""
     C, F = n_embd, dim_ffn or 4 * n_embd
     ranks = {"w": decay_lora, "a": iclr_lora, "v": value_lora}
     shapes = {"emb.weight": (vocab_size, C), "blocks.0.ln0.weight": (C,),
@@ -262,6 +265,10 @@ def rwkv7_shapes(n_embd=32, n_layer=2, head_size=8, vocab_size=65536, dim_ffn=No
             a + "ln_x.weight": (C,), a + "ln_x.bias": (C,),
             f + "x_k": (1, 1, C), f + "key.weight": (F, C), f + "value.weight": (C, F),
         })
+        if deep_embed:
+            d2 = deep_embed * deep_embed
+            shapes.update({f + "s_emb.weight": (vocab_size, d2), f + "s_emb_x.weight": (d2, C),
+                           f + "s0": (F,), f + "s1": (C, deep_embed), f + "s2": (deep_embed, F)})
         shapes.update({a + f"{x}.weight": (C, C) for x in ("receptance", "key", "value",
                                                            "output")})
     shapes.update({"ln_out.weight": (C,), "ln_out.bias": (C,), "head.weight": (vocab_size, C)})
@@ -281,8 +288,8 @@ def rwkv7_state(seed: int = 0, **shape_args) -> dict[str, torch.Tensor]:
             state[key] = torch.rand(shape, generator=generator) * 8 - 4
         elif name in ("k_k", "k_a"):
             state[key] = 0.5 + torch.rand(shape, generator=generator)
-        elif key.endswith(("ln0.weight", "ln1.weight", "ln2.weight", "ln_x.weight",
-                           "ln_out.weight")):
+        elif name == "s0" or key.endswith(("ln0.weight", "ln1.weight", "ln2.weight",
+                                           "ln_x.weight", "ln_out.weight")):  # scales near 1
             state[key] = 1 + 0.2 * torch.randn(shape, generator=generator)
         else:
             fan_in = shape[0] if name[-1:] in "12" else shape[-1] if len(shape) > 1 else 4

@@ -58,17 +58,20 @@ def ours(pth):
     return models.find(pth).load(dtype=torch.float32)
 
 
-@pytest.fixture(scope="module")
-def package_logits(pth, tmp_path_factory):
-    """BlinkDL's rwkv package on the same .pth, in its own process (RWKV_V7_ON=1)."""
-    out = tmp_path_factory.mktemp("package") / "logits.pt"
-    ids, first, second = tokens(70), tokens(23, seed=1), tokens(9, seed=2)
-    env = {**os.environ, "RWKV_V7_ON": "1", "RWKV_JIT_ON": "0", "RWKV_CUDA_ON": "0"}
+def run_package(pth, out, vocab=65536, **env):
+    """BlinkDL's rwkv package on ``pth``, in its own process (RWKV_V7_ON=1 and ``env``)."""
+    ids, first, second = tokens(70, 0, vocab), tokens(23, 1, vocab), tokens(9, 2, vocab)
+    env = {**os.environ, "RWKV_V7_ON": "1", "RWKV_CUDA_ON": "0", **env}
     proc = subprocess.run([sys.executable, "-c", PACKAGE, str(pth)[: -len(".pth")],
                            repr(ids), repr(first), repr(second), str(out)],
                           check=False, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {"ids": ids, "first": first, "second": second, **torch.load(out)}
+
+
+@pytest.fixture(scope="module")
+def package_logits(pth, tmp_path_factory):
+    return run_package(pth, tmp_path_factory.mktemp("package") / "logits.pt")
 
 
 def test_logits_equal_blinkdl_rwkv_package(package_logits, ours):
@@ -85,6 +88,20 @@ def test_state_carried_across_calls_equals_the_package_s_state(package_logits, o
     got = ours.prefill(torch.tensor([package_logits["second"]]), state)[0]
     want = package_logits["continued"]
     assert relative(got.log_softmax(-1), want.log_softmax(-1)) < TOLERANCE
+
+
+def test_deep_embed_equals_the_package_with_rwkv_de_version_1(tmp_path):
+    """The DeepEmbed variant (ffn.s_emb, s0/s1/s2) as rwkv 0.8.32 defines it."""
+    path = save_rwkv7(tmp_path / "de.pth", seed=4, vocab_size=500, deep_embed=32)
+    model = models.find(path).load(dtype=torch.float32)
+    assert model.cfg.deep_embed == 32
+    want = run_package(path, tmp_path / "logits.pt", vocab=500, RWKV_DE_VERSION="1")
+    got = model(torch.tensor([want["ids"]])).logits[0]
+    assert relative(got.log_softmax(-1), want["full"].log_softmax(-1)) < TOLERANCE
+    state = model.new_state(1)
+    model.prefill(torch.tensor([want["first"]]), state)
+    got = model.prefill(torch.tensor([want["second"]]), state)[0]
+    assert relative(got.log_softmax(-1), want["continued"].log_softmax(-1)) < TOLERANCE
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 16, 64])

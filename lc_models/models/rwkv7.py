@@ -15,7 +15,10 @@ with the state carried explicitly between chunks:
 * **WKV7** (``lc_models.ops.wkv7``), the generalized delta rule with ``a = -kk`` and
   ``b = kk * iclr``; the GroupNorm ``ln_x``; the bonus ``(r * k * r_k).sum() * v`` per head;
   the gate ``sigmoid(x_g @ g1) @ g2``; the output projection;
-* **channel mix**: ``value(relu(key(x_k))^2)``.
+* **channel mix**: ``value(relu(key(x_k))^2)``; with **DeepEmbed** (the G1 checkpoints that
+  ``rwkv`` runs with ``RWKV_DE_VERSION=1``), the squared ReLU is scaled per channel by
+  ``((x @ s1) @ E[token]) @ s2 + s0``, where ``E[token]`` is a (d, d) matrix of the token,
+  ``s_emb[token] + ln0(emb[token]) @ s_emb_x^T``.
 
 State per layer (``Rwkv7Layer``): the two token-shift inputs and the float32 WKV matrix of
 every head, (value, key) as in the ``rwkv`` package. ``v_first`` is not state: it is layer
@@ -71,6 +74,7 @@ class Rwkv7Config:
     iclr_lora: int = 64
     value_lora: int = 32
     gate_lora: int = 128
+    deep_embed: int = 0  # DeepEmbed's rank d (ffn.s1 is (n_embd, d)); 0 without it
     ln_eps: float = LN_EPS
     ln_x_eps: float = LN_X_EPS
 
@@ -91,6 +95,7 @@ class Rwkv7Config:
         head_size = state["blocks.0.att.r_k"].shape[-1]  # r_k: (heads, head_size)
         value_lora = {"value_lora": state["blocks.1.att.v1"].shape[1]} \
             if "blocks.1.att.v1" in state else {}
+        deep = state.get("blocks.0.ffn.s1")
         return cls(
             vocab_size=state["emb.weight"].shape[0],
             n_embd=state["emb.weight"].shape[1],
@@ -100,6 +105,7 @@ class Rwkv7Config:
             decay_lora=state["blocks.0.att.w1"].shape[1],
             iclr_lora=state["blocks.0.att.a1"].shape[1],
             gate_lora=state["blocks.0.att.g1"].shape[1],
+            deep_embed=0 if deep is None else deep.shape[-1],
             **value_lora,
             **overrides,
         )
@@ -187,18 +193,32 @@ class TimeMix(nn.Module):
 
 
 class ChannelMix(nn.Module):
-    """RWKV-7 feed-forward ("channel mix"): squared ReLU, no receptance gate."""
+    """RWKV-7 feed-forward ("channel mix"): squared ReLU, no receptance gate; DeepEmbed's
+    per-token scale where the checkpoint has it."""
 
     def __init__(self, cfg: Rwkv7Config):
         super().__init__()
-        self.x_k = nn.Parameter(torch.zeros(cfg.n_embd))
-        self.key = nn.Linear(cfg.n_embd, cfg.dim_ffn, bias=False)
-        self.value = nn.Linear(cfg.dim_ffn, cfg.n_embd, bias=False)
+        C, F, d = cfg.n_embd, cfg.dim_ffn, cfg.deep_embed
+        self.x_k = nn.Parameter(torch.zeros(C))
+        self.key = nn.Linear(C, F, bias=False)
+        self.value = nn.Linear(F, C, bias=False)
+        self.deep = d
+        if d:
+            self.s_emb = nn.Embedding(cfg.vocab_size, d * d)
+            self.s_emb_x = nn.Linear(C, d * d, bias=False)
+            self.s0 = nn.Parameter(torch.zeros(F))
+            self.s1 = nn.Parameter(torch.zeros(C, d))
+            self.s2 = nn.Parameter(torch.zeros(d, F))
 
-    def forward(self, x, layer: Rwkv7Layer):
-        """x: (batch, T, n_embd), normed by ln2; updates ``layer``'s ffn_shift."""
+    def forward(self, x, layer: Rwkv7Layer, input_ids=None, x0=None):
+        """x: (batch, T, n_embd), normed by ln2; input_ids (batch, T) and x0, their ln0-normed
+        embeddings, are read by DeepEmbed only. Updates ``layer``'s ffn_shift."""
         k = self.key(x + _shift(x, layer.ffn_shift) * self.x_k)  # (b, T, dim_ffn)
         k = k.relu_().mul_(k)  # squared ReLU, in place: the largest activation of the block
+        if self.deep:
+            table = (self.s_emb(input_ids) + self.s_emb_x(x0)).unflatten(-1, (self.deep, -1))
+            ss = ((x @ self.s1)[..., None, :] @ table).squeeze(-2)  # (b, T, d)
+            k = k * (ss @ self.s2 + self.s0)
         layer.ffn_shift = x[:, -1]
         return self.value(k)  # (b, T, C)
 
@@ -206,19 +226,17 @@ class ChannelMix(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: Rwkv7Config, index: int):
         super().__init__()
-        if index == 0:
+        if index == 0:  # applied by Rwkv7LM to the embeddings (DeepEmbed reads them normed)
             self.ln0 = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps)
         self.ln1 = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps)
         self.ln2 = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps)
         self.att = TimeMix(cfg, index)
         self.ffn = ChannelMix(cfg)
 
-    def forward(self, x, layer: Rwkv7Layer, v_first):
-        if hasattr(self, "ln0"):
-            x = self.ln0(x)
+    def forward(self, x, layer: Rwkv7Layer, v_first, input_ids=None, x0=None):
         out, v_first = self.att(self.ln1(x), layer, v_first)
         x = x + out
-        return x + self.ffn(self.ln2(x), layer), v_first
+        return x + self.ffn(self.ln2(x), layer, input_ids, x0), v_first
 
 
 class Rwkv7LM(StatefulLM):
@@ -255,10 +273,11 @@ class Rwkv7LM(StatefulLM):
 
     @torch.no_grad()
     def prefill(self, input_ids, state: LayerStates, last_only: bool = False):
-        x = self.emb(input_ids)  # (b, T, C)
+        x = self.blocks[0].ln0(self.emb(input_ids))  # (b, T, C)
+        x0 = x if self.cfg.deep_embed else None
         v_first = None  # layer 0's value of these tokens, once layer 0 has run
         for block, layer in zip(self.blocks, state.layers):
-            x, v_first = block(x, layer, v_first)
+            x, v_first = block(x, layer, v_first, input_ids, x0)
         if last_only:
             x = x[:, -1:]
         return self.head(self.ln_out(x))
