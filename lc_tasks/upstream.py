@@ -1,130 +1,148 @@
 """The task folder an lm-eval pull request would add as ``lm_eval/tasks/lc_eval/``.
 
-**Shape: a folder of YAMLs that depends on this package as an optional extra**, the way
-lm-eval ships its own RULER tasks (their ``wonderwords`` and ``nltk`` are its ``ruler``
-extra). The YAMLs are ours, unchanged but for the ``longcxt`` tag RULER's tasks carry: their
-``custom_dataset: !function lc_tasks.dataset.build`` and ``process_results`` name functions of
-the ``lc_tasks`` package, which ``pip install "lm_eval[lc_eval]"`` installs. Why not a
-self-contained copy of the generators: they are some 2,000 lines with their word lists,
-templates and tests; a copy inside lm-eval would drift from the tested code, and a fix would
-need two pull requests. With the dependency, lm-eval carries 150 small YAMLs and a README,
-and the docs are those of the tested package, byte for byte. The data library ``lc_tasks``
-needs nothing of lc-eval's model plugin (``lc_models``), which lm-eval does not import.
+**Shape: the folder carries its own code**, as lm-eval's ``ruler/`` does: YAMLs, READMEs, and
+``lc_tasks/``, a copy of the part of this package the tasks run (generators, sizing, haystacks,
+templates, word lists, scoring; ``lc_tasks.upstream_copy`` finds it by reading the imports),
+written by ``scripts/make_upstream_folder.py``. Why, against the earlier shape (the YAMLs
+alone, with lc-eval as an lm-eval extra):
+
+* the extra could not be installed (lc-eval is not on PyPI), it made a circle (lc-eval
+  requires lm-eval, which would require lc-eval) and pulled torch, transformers and rwkv;
+* with every ``!function`` pointing outside, nothing in the diff could be reviewed;
+* the copy needs only lm-eval's dependencies (the closure refuses anything else), so lm-eval's
+  CI runs it as it installs itself.
+
+The cost of a copy is drift. It is bounded by making the copy a function of the package: each
+module byte for byte but for a header and its import name (``upstream_copy.original`` undoes
+both), and ``tests/test_upstream.py`` checks that, and that bare ``lm_eval`` with the folder
+builds the plugin's docs byte for byte and scores them the same. A fix lands here and the
+script writes the next pull request.
+
+Other decisions, each for a point lm-eval's tests or a maintainer raised:
+
+* **Base config** ``_lc_base_yaml``: lm-eval names shared configs ``*_yaml`` so that its task
+  index and its test's changed-files parser do not take them for tasks.
+* **Tag** ``lc_eval``, not ``longcxt``: ``--tasks longcxt`` keeps meaning RULER's 13 tasks.
+* **No tokenizer** (lm-eval's task tests load tasks with no model): 10 validation docs sized by a
+  stand-in word-level tokenizer, which ``process_results`` refuses to score
+  (``upstream_entry``). A skip would have left lm-eval's tests checking nothing; a real
+  tokenizer would need a download in lm-eval's CI.
+* **QA without a data file**: the Hub copy of the dev set, as lm-eval's RULER downloads its own.
+* **Lengths**: RULER's 4k to 128k (``UPSTREAM_LENGTHS``), 100 docs per task as in lc-eval; the
+  lengths 1k, 2k and 256k to 1m stay in lc-eval. The maintainers may ask for fewer.
+* **No stray files**: YAMLs, READMEs and the copy; the ``lm_eval/tasks/README.md`` row is
+  printed by the script and set in lm-eval's file by hand.
+* **Families come from** ``task_configs/`` **and** ``families.py``: a new family enters the
+  folder when its YAMLs are generated, with no change here.
 
 >>> import tempfile
 >>> folder = write_folder(tempfile.mkdtemp())
->>> folder.name, (folder / "README.md").is_file(), (folder / "passkey" / "lc_passkey_1k.yaml").is_file()
-('lc_eval', True, True)
+>>> (folder / "_lc_base_yaml").is_file(), (folder / "passkey" / "lc_passkey_4k.yaml").is_file()
+(True, True)
+>>> (folder / "passkey" / "lc_passkey_1k.yaml").exists(), (folder / "lc_tasks" / "dataset.py").is_file()
+(False, True)
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from lc_tasks import include_path
-from lc_tasks.families import FAMILIES, LENGTHS, SUITE
+from lc_tasks.families import LENGTHS
+from lc_tasks.upstream_copy import PACKAGE, PREFIX, copy_package
+from lc_tasks.upstream_readme import group_readme, patch_family_readme, readme
+
+__all__ = ["BASE", "FOLDER", "TAG", "UPSTREAM_LENGTHS", "folder_names", "write_folder"]
 
 FOLDER = "lc_eval"  # lm_eval/tasks/<FOLDER>
-EXTRA = 'lc_eval = ["lc-eval>=0.1.0"]'  # lm-eval's pyproject.toml, [project.optional-dependencies]
-TAG = "longcxt"  # lm-eval's tag for long-context tasks (RULER's tasks carry it)
+TAG = "lc_eval"
+BASE = "_lc_base_yaml"  # the shared config, ``_lc_base.yaml`` in task_configs/
+UPSTREAM_LENGTHS: tuple[str, ...] = tuple(label for label, n in LENGTHS.items()
+                                          if 4096 <= n <= 131072)
+HOMEPAGE = "https://github.com/NVIDIA/RULER"  # lc-eval has no public URL yet: --homepage
+# The summary line of scripts/check_upstream.sh, measured (see the README's "Contributing
+# upstream"); written into the folder's README.
+CHECKED = ("`scripts/check_upstream.sh /tmp/lm-eval-src` (lm-eval 0.4.13.dev0, commit "
+           "4e7e0d47f): not yet run")
+# Our entry points -> the folder's (``upstream_entry``: validation docs, QA from the Hub)
+ENTRY_POINTS = {"lc_tasks.dataset.build": "lc_tasks.upstream_entry.build",
+                "lc_tasks.scoring.process_results": "lc_tasks.upstream_entry.process_results"}
+_NAME = re.compile(r"^(?:task|group): (\S+)$", re.MULTILINE)
+_LENGTH = re.compile(r"_(\d+[km])(?=_|$)")
+_FUNCTION = re.compile(r"!function (\S+)")
 
 
-def write_folder(parent: str | Path) -> Path:
-    """Write ``<parent>/lc_eval/`` (YAMLs, per-family READMEs, the task README, the extra's
-    line for lm-eval's pyproject) and return it."""
+def _length_label(name: str) -> str | None:
+    found = [m for m in _LENGTH.findall(name) if m in LENGTHS]
+    return found[0] if found else None
+
+
+def _yaml(text: str) -> str:
+    """A YAML of ``task_configs/`` as the folder has it."""
+    lines = text.split("\n")
+    if lines[0].startswith("# Generated by"):
+        lines[0] = ("# Generated by lc-eval's scripts/make_upstream_folder.py from its "
+                    "task_configs/; do not edit here.")
+    text = "\n".join(lines).replace("_lc_base.yaml", BASE)
+    for ours, theirs in ENTRY_POINTS.items():
+        text = text.replace(f"!function {ours}\n", f"!function {theirs}\n")
+    text = text.replace(f"!function {PACKAGE}.", f"!function {PREFIX}.")
+    return text.replace("see lc_tasks/dataset.py", "see lc_tasks/upstream_entry.py")
+
+
+def _base(text: str) -> str:
+    return _yaml(text).replace("output_type: generate_until\n",
+                               f"output_type: generate_until\ntag:\n  - {TAG}\n", 1)
+
+
+def folder_names(folder: Path) -> dict[str, Path]:
+    """Task or group name -> its YAML, for every YAML of ``folder`` but the base."""
+    out = {}
+    for path in sorted(folder.rglob("*.yaml")):
+        found = _NAME.search(path.read_text(encoding="utf-8"))
+        if found is None:
+            raise ValueError(f"{path} names no task or group")
+        out[found.group(1)] = path
+    return out
+
+
+def write_folder(parent: str | Path, homepage: str = HOMEPAGE) -> Path:
+    """Write ``<parent>/lc_eval/`` (YAMLs, READMEs, the code) and return it."""
     source = Path(include_path())
     target = Path(parent) / FOLDER
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    base = target / "_lc_base.yaml"
-    base.write_text(base.read_text().replace("output_type: generate_until\n",
-                                             f"output_type: generate_until\ntag:\n  - {TAG}\n"))
-    (target / "README.md").write_text(readme())
-    (target / "pyproject-extra.toml").write_text(
-        "# Add to lm-eval's pyproject.toml, under [project.optional-dependencies]:\n"
-        f"{EXTRA}\n")
+    target.mkdir(parents=True)
+    (target / BASE).write_text(_base((source / "_lc_base.yaml").read_text(encoding="utf-8")),
+                               encoding="utf-8")
+    for path in sorted(source.rglob("*.yaml")):
+        if path.name == "_lc_base.yaml":
+            continue
+        text = path.read_text(encoding="utf-8")
+        label = _length_label(_NAME.search(text).group(1))
+        if label is not None and label not in UPSTREAM_LENGTHS:
+            continue
+        out = target / path.relative_to(source)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_yaml(text), encoding="utf-8")
+    names = set(folder_names(target))
+    family_readmes = []
+    for folder in sorted(p for p in target.iterdir() if p.is_dir()):
+        ours = source / folder.name / "README.md"
+        if ours.is_file():
+            family_readmes.append(ours.read_text(encoding="utf-8"))
+            text = patch_family_readme(family_readmes[-1], names, UPSTREAM_LENGTHS)
+        else:
+            text = group_readme(folder.name, UPSTREAM_LENGTHS)  # only groups lack one
+        (folder / "README.md").write_text(text, encoding="utf-8")
+    entries = {m.rpartition(".")[0].replace(PREFIX, PACKAGE, 1)
+               for path in target.rglob("*yaml")
+               for m in _FUNCTION.findall(path.read_text(encoding="utf-8"))}
+    copy_package(sorted(entries), target / PACKAGE)
+    (target / "README.md").write_text(readme(
+        names=names, lengths=UPSTREAM_LENGTHS, tag=TAG, homepage=homepage,
+        family_readmes=family_readmes, checked=CHECKED), encoding="utf-8")
     return target
 
-
-def readme() -> str:
-    """The folder's README, in lm-eval's task README template, with its checklist."""
-    families = "\n".join(f"* `lc_{name}_<len>`: {f.summary}"
-                         + (f" (RULER `{f.ruler}`)" if f.ruler else "")
-                         for name, f in FAMILIES.items())
-    return f"""# lc_eval
-
-### Paper
-
-Title: `RULER: What's the Real Context Size of Your Long-Context Language Models?` (the
-needle, tracing and aggregation families); `Landmark Attention: Random-Access Infinite Context
-Length for Transformers` (passkey); `Zoology: Measuring and Improving Recall in Efficient
-Language Models` (kvrecall); `Stuffed Mamba: Oversized States Lead to the Inability to Forget`
-(ppl, loss by position)
-
-Abstract: `https://arxiv.org/abs/2404.06654`, `https://arxiv.org/abs/2305.16300`,
-`https://arxiv.org/abs/2312.04927`, `https://arxiv.org/abs/2410.07145`
-
-Length-sweeping long-context tasks: every family at {len(LENGTHS)} lengths
-({', '.join(LENGTHS)} tokens of the model's own tokenizer), prompts sized exactly to the
-tokenizer, needles at controlled depths, deterministic and offline (no dataset download). The
-study they were built for compares attention, state-space, linear-RNN and hybrid models past
-their training lengths (Huang, 2024, arXiv 2407.08112).
-
-Homepage: the `lc-eval` package (`pip install lc-eval`), whose README is the user's manual.
-
-Install: `pip install "lm_eval[lc_eval]"` (the tasks' data builder and scorer are the
-`lc_tasks` package of `lc-eval`).
-
-### Citation
-
-```
-@article{{hsieh2024ruler,
-  title={{RULER: What's the Real Context Size of Your Long-Context Language Models?}},
-  author={{Cheng-Ping Hsieh and Simeng Sun and Samuel Kriman and Shantanu Acharya and Dima Rekesh and Fei Jia and Yang Zhang and Boris Ginsburg}},
-  year={{2024}},
-  journal={{arXiv preprint arXiv:2404.06654}},
-}}
-@article{{huang2024longsequence,
-  title={{How Well Can a Long Sequence Model Model Long Sequences? Comparing Architectural Inductive Biases on Long-Context Abilities}},
-  author={{Jerry Huang}},
-  year={{2024}},
-  journal={{arXiv preprint arXiv:2407.08112}},
-}}
-```
-
-### Groups, Tags, and Tasks
-
-#### Groups
-
-* `lc_suite_<len>`: the mean `acc` of the {len(SUITE)} RULER-like families at one length.
-
-#### Tags
-
-* `{TAG}`: long-context tasks (every task here).
-
-#### Tasks
-
-{families}
-
-`<len>` is one of {', '.join(LENGTHS)}; `lc_kvrecall_<len>_p<N>` also sweeps the number of
-key-value pairs at 1k, 4k and 16k. Options (docs per task, seed, depths, haystack, ...)
-go through `--metadata`; the tokenizer that sizes the prompts comes from the model arguments.
-Each family's folder has its README.
-
-### Checklist
-
-For adding novel benchmarks/datasets to the library:
-* [x] Is the task an existing benchmark in the literature?
-  * [x] Have you referenced the original paper that introduced the task?
-  * [x] If yes, does the original paper provide a reference implementation? If so, have you checked against the reference implementation and documented how to run such a test?
-    RULER's generators are lm-eval's own `ruler` tasks; `benchmarks/bench_tasks.py` of
-    lc-eval builds the same needle task with both and compares them.
-
-If other tasks on this dataset are already supported:
-* [x] Is the "Main" variant of this task clearly denoted? (`lc_suite_<len>`)
-* [x] Have you provided a short sentence in a README on what each new variant adds / evaluates?
-* [x] Have you noted which, if any, published evaluation setups are matched by this variant?
-  (each family names the RULER task it reproduces)
-"""

@@ -3,23 +3,29 @@
     python scripts/make_upstream_folder.py --out /tmp/upstream
     cp -r /tmp/upstream/lc_eval <lm-evaluation-harness>/lm_eval/tasks/
 
-See ``lc_tasks.upstream`` for the folder's shape and why, and the README's "Contributing
-upstream" section for the steps of the pull request.
+The folder holds the YAMLs, the READMEs and ``lc_tasks/``, the copy of this package's task
+code they run. See ``lc_tasks.upstream`` for its shape and why, the README's "Contributing
+upstream" section for the steps of the pull request, and ``scripts/check_upstream.sh`` for
+lm-eval's own checks on it.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from lc_tasks.upstream import EXTRA, write_folder
+from lc_tasks.upstream import HOMEPAGE, write_folder
+from lc_tasks.upstream_readme import tasks_readme_line
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="folder to write lc_eval/ into")
-    folder = write_folder(parser.parse_args(argv).out)
-    print(f"wrote {folder}; add to lm-eval's pyproject.toml [project.optional-dependencies]: "
-          f"{EXTRA}")
+    parser.add_argument("--homepage", default=HOMEPAGE,
+                        help=f"the README's Homepage URL (default {HOMEPAGE})")
+    args = parser.parse_args(argv)
+    folder = write_folder(args.out, homepage=args.homepage)
+    print(f"wrote {folder}; add this row to lm-eval's lm_eval/tasks/README.md, in "
+          f"alphabetical order:\n{tasks_readme_line()}")
 
 
 if __name__ == "__main__":
