@@ -223,6 +223,18 @@ def test_hf_configs_it_does_not_understand_are_refused(edit, message, tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_fla_reads_num_heads_only_without_head_dim(tmp_path):
+    """fla-hub's configs say num_heads 32 beside head_dim 64; fla then ignores num_heads."""
+    folder = save_rwkv7(tmp_path / "hf", "hf")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_heads": 32}))
+    assert models.find(folder).config.n_head == 4
+    (folder / "config.json").write_text(json.dumps({**config, "num_heads": 2,
+                                                    "head_dim": None}))
+    with pytest.raises(ValueError, match="config.json says num_heads=2, but the weights have 4"):
+        models.find(folder)
+
+
 def test_the_state_has_a_fixed_size_whatever_the_input_length(ours):
     state = ours.new_state(1)
     per_layer = 2 * 32 * 4 + 4 * 8 * 8 * 4  # two shifts of n_embd fp32, one 8x8 WKV per head

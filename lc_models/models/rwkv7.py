@@ -389,9 +389,10 @@ def state_head_size(state: dict) -> int:
 def _check_hf_config(cfg: Rwkv7Config, config: dict, source: str) -> None:
     expected = {"vocab_size": cfg.vocab_size, "hidden_size": cfg.n_embd,
                 "num_hidden_layers": cfg.n_layer, "head_dim": cfg.head_size,
-                "num_heads": cfg.n_head, "intermediate_size": cfg.dim_ffn,
-                "decay_low_rank_dim": cfg.decay_lora, "a_low_rank_dim": cfg.iclr_lora,
-                "gate_low_rank_dim": cfg.gate_lora}
+                "intermediate_size": cfg.dim_ffn, "decay_low_rank_dim": cfg.decay_lora,
+                "a_low_rank_dim": cfg.iclr_lora, "gate_low_rank_dim": cfg.gate_lora}
+    if config.get("head_dim") is None:  # fla reads num_heads only then (fla-hub's say 32)
+        expected["num_heads"] = cfg.n_head
     if cfg.n_layer > 1:
         expected["v_low_rank_dim"] = cfg.value_lora
     for field, value in expected.items():
