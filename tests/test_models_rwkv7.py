@@ -286,3 +286,17 @@ def test_lc_eval_cli_runs_passkey_1k_on_a_tiny_rwkv7_pth(tmp_path):
         doc = sample["doc"]
         assert len(tok(doc["input"])["input_ids"]) == doc["n_tokens"]
         assert doc["n_tokens"] + 16 <= 1024
+
+
+def test_a_batch_of_different_lengths_scores_as_one_at_a_time(pth):
+    """No padding reaches the state: batch_size 2 gives the numbers of batch_size 1."""
+    from lm_eval.api.instance import Instance
+
+    requests = [Instance("loglikelihood", {}, ("A short context.", " Yes"), 0),
+                Instance("loglikelihood", {}, ("A much longer context, " * 9, " no"), 1)]
+    scores = {}
+    for batch_size in (1, 2):
+        lm = LongContextLM(pretrained=str(pth), device="cpu", dtype="float32", chunk_size=16,
+                           batch_size=batch_size)
+        scores[batch_size] = [s for s, _ in lm.loglikelihood(requests)]
+    assert scores[2] == pytest.approx(scores[1], abs=1e-4)
