@@ -19,8 +19,6 @@ __all__ = ["escape_placeholders", "group_readme", "patch_family_readme", "readme
            "tasks_readme_line"]
 
 # lm_eval/tasks/README.md: the row the pull request adds to lm-eval's task table
-DESCRIPTION = ("Length-sweeping synthetic long-context tasks (RULER's 13, passkey, associative "
-               "recall, loss by position, ...), prompts sized to the model's own tokenizer.")
 SQUAD = """@inproceedings{rajpurkar2018know,
   title={Know What You Don't Know: Unanswerable Questions for {SQuAD}},
   author={Rajpurkar, Pranav and Jia, Robin and Liang, Percy},
@@ -47,9 +45,16 @@ _CITATION = re.compile(r"### Citation\n\n```[a-z]*\n(.*?)\n```", re.DOTALL)
 _ROW = re.compile(r"^\| `(lc_[^`]+)` \|")
 
 
+def _added() -> str:
+    """The families that are not RULER's, e.g. ``passkey, kvrecall, ppl``."""
+    return ", ".join(name for name, f in FAMILIES.items() if f.ruler is None)
+
+
 def tasks_readme_line() -> str:
     """The row of ``lm_eval/tasks/README.md`` (its table of task folders) for this folder."""
-    return f"| [lc_eval](lc_eval/README.md) | {DESCRIPTION} | English |"
+    return (f"| [lc_eval](lc_eval/README.md) | Length-sweeping synthetic long-context tasks "
+            f"(RULER's 13 and {_added()}), prompts sized to the model's own tokenizer. "
+            "| English |")
 
 
 def escape_placeholders(markdown: str) -> str:
@@ -185,7 +190,7 @@ Title: {titles}
 
 Abstract: {abstracts}
 
-`Length-sweeping long-context tasks: every family at {len(lengths)} lengths ({', '.join(lengths)} tokens of the model's own tokenizer), each prompt sized exactly to that tokenizer, needles at controlled depths, deterministic, and built offline (no download but the QA dev sets). They reproduce RULER's 13 tasks and add passkey retrieval, associative recall and loss by position, for comparing attention, state-space, linear-RNN and hybrid models at and past their training lengths (Huang, 2024, arXiv 2407.08112).`
+`Length-sweeping long-context tasks: every family at {len(lengths)} lengths ({', '.join(lengths)} tokens of the model's own tokenizer), each prompt sized exactly to that tokenizer, needles at controlled depths, deterministic, and built offline (no download but the QA dev sets). They reproduce RULER's 13 tasks and add the families {_added()}, for comparing attention, state-space, linear-RNN and hybrid models at and past their training lengths (Huang, 2024, arXiv 2407.08112).`
 
 Homepage: `{homepage}`
 

@@ -137,10 +137,11 @@ groups_rc=$?
 
 # 4. pre-commit
 new_files=$(git diff --cached --name-only)
-"$bindir/pre-commit" run --files $new_files >"$log.precommit" 2>&1
+"$bindir/pre-commit" run --files $new_files >"$log.precommit-run" 2>&1
 precommit_rc=$?
+cp "$log.precommit-run" "$log.precommit"
 precommit_how="pre-commit run (lm-eval's .pre-commit-config.yaml)"
-if [[ $precommit_rc -ne 0 ]] && grep -qE "An unexpected error|CalledProcessError|Could not resolve|unable to access" "$log.precommit"; then
+if [[ $precommit_rc -ne 0 ]] && grep -qE "An unexpected error|CalledProcessError|Could not resolve|unable to access" "$log.precommit-run"; then
   # The hook repositories could not be fetched: the same hooks, run directly
   precommit_how="the hooks run directly (their repositories could not be fetched): pre-commit-hooks $("$py" -c 'import importlib.metadata as m; print(m.version("pre-commit-hooks"))'), ruff $("$bindir/ruff" --version | cut -d' ' -f2); codespell and pymarkdown exclude lm_eval/tasks/"
   py_files=$(echo "$new_files" | grep '\.py$')
@@ -149,7 +150,7 @@ if [[ $precommit_rc -ne 0 ]] && grep -qE "An unexpected error|CalledProcessError
   hook() {  # a hook fails when its tool fails or changes a file, as in pre-commit
     local before after
     before=$(git diff | md5sum)
-    echo "+ $*"
+    echo "+ ${1##*/} ${2:0:1}${2:1:40} ... ($(($# - 1)) arguments)"
     "$@" || precommit_rc=1
     after=$(git diff | md5sum)
     [[ $before == "$after" ]] || { echo "  ^ changed files"; precommit_rc=1; }
