@@ -198,17 +198,17 @@ class ChannelMix(nn.Module):
 
     def __init__(self, cfg: Rwkv7Config):
         super().__init__()
-        C, F, d = cfg.n_embd, cfg.dim_ffn, cfg.deep_embed
+        C, hidden, d = cfg.n_embd, cfg.dim_ffn, cfg.deep_embed
         self.x_k = nn.Parameter(torch.zeros(C))
-        self.key = nn.Linear(C, F, bias=False)
-        self.value = nn.Linear(F, C, bias=False)
+        self.key = nn.Linear(C, hidden, bias=False)
+        self.value = nn.Linear(hidden, C, bias=False)
         self.deep = d
         if d:
             self.s_emb = nn.Embedding(cfg.vocab_size, d * d)
             self.s_emb_x = nn.Linear(C, d * d, bias=False)
-            self.s0 = nn.Parameter(torch.zeros(F))
+            self.s0 = nn.Parameter(torch.zeros(hidden))
             self.s1 = nn.Parameter(torch.zeros(C, d))
-            self.s2 = nn.Parameter(torch.zeros(d, F))
+            self.s2 = nn.Parameter(torch.zeros(d, hidden))
 
     def forward(self, x, layer: Rwkv7Layer, input_ids=None, x0=None):
         """x: (batch, T, n_embd), normed by ln2; input_ids (batch, T) and x0, their ln0-normed
