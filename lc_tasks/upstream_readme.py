@@ -197,7 +197,9 @@ Homepage: `{homepage}`
 The generators, prompt templates, word lists and scorers are in this folder (`lc_tasks/`):
 a generated copy of the `lc_tasks` package of lc-eval, byte for byte but for a three-line
 header and its import name, which lc-eval's test suite checks against the package. They need
-only lm-eval's own dependencies (`transformers` for the tokenizer, as RULER's tasks).
+only lm-eval's own dependencies (`transformers` for the tokenizer, as RULER's tasks). The header
+holds `# ruff: noqa` and `# fmt: off`, so that lm-eval's hooks leave the tested code as it is:
+please send fixes to lc-eval, whose `scripts/make_upstream_folder.py` writes this folder.
 
 > [!NOTE]
 > * The tokenizer that sizes the prompts comes from the model arguments (`tokenizer`, then
