@@ -181,7 +181,7 @@ def _prepare_run(args, kept: list) -> None:
     from lc_tasks.preflight import check_run, requested
 
     allow = args.__dict__.pop("allow_truncation", False) or os.environ.get(
-        "LC_EVAL_ALLOW_TRUNCATION", "") in ("1", "true")
+        "LC_EVAL_ALLOW_TRUNCATION", "").strip().lower() in ("1", "true")
     ours = check_run(args, args.include_path)
     if ours:
         _build_only_what_runs(args)
@@ -191,8 +191,29 @@ def _prepare_run(args, kept: list) -> None:
     _keep_results(kept)
 
 
+# lm-eval's own errors for user input found deep in a run -> the fix to add to their first line
+LM_EVAL_ERRORS: tuple[tuple[type, str, str], ...] = (
+    (ValueError, r"^Tasks not found: ",
+     "list lm-eval's tasks with `lc-eval ls tasks`, ours with `lc-eval tasks`"),
+    (TypeError, r"\(\) got an unexpected keyword argument '\w+'",
+     "the model does not take that --model_args key; remove it"),
+)
+
+
+def _translated(err: Exception) -> UsageError | None:
+    """One of ``LM_EVAL_ERRORS`` as a UsageError with its fix, else None."""
+    import re
+
+    first = (str(err).strip().splitlines() or [""])[0]
+    for kind, pattern, fix in LM_EVAL_ERRORS:
+        if isinstance(err, kind) and re.search(pattern, first):
+            return UsageError(f"{first}; {fix}")
+    return None
+
+
 def _show_traceback(argv: list[str]) -> bool:
-    return "--traceback" in argv or os.environ.get("LC_EVAL_TRACEBACK", "") in ("1", "true")
+    return "--traceback" in argv or os.environ.get("LC_EVAL_TRACEBACK", "").strip().lower() in (
+        "1", "true")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -206,8 +227,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         if show:
             raise
         _close_progress_bars()  # so that the message, not a bar, is the last line
-        print(f"lc-eval: error: {err}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"lc-eval: error: {message}", file=sys.stderr)  # one line, whatever the message
         raise SystemExit(2) from None
+    except SystemExit as err:  # a subcommand's one-line exit (lc-eval report: ...)
+        if isinstance(err.code, str):
+            _close_progress_bars()
+        raise
 
 
 def _close_progress_bars() -> None:
@@ -234,7 +260,13 @@ def _main() -> None:
     kept: list = []
     if getattr(args, "command", None) == "run":
         _prepare_run(args, kept)
-    cli.execute(args)
+    try:
+        cli.execute(args)
+    except (ValueError, TypeError) as err:
+        usage = None if isinstance(err, UsageError) else _translated(err)
+        if usage is None:
+            raise
+        raise usage from err
     _leave_process_group()
     if kept and kept[0]:  # rank 0 gets the results; the others None
         from lc_tasks.summary import summary_tables

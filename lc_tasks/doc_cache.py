@@ -9,7 +9,9 @@ its path). Each file holds the doc and the sizing hints the generator carried pa
 later, longer build continues from doc k exactly as one full build would.
 
 * **Location:** ``$LC_EVAL_CACHE/docs``, default ``~/.cache/lc-eval/docs``;
-  ``LC_EVAL_CACHE=off`` turns the cache off.
+  ``LC_EVAL_CACHE=off`` turns the cache off. A file there is a UsageError; a folder that cannot
+  be written (read-only) still serves its docs, and new ones are built without being kept,
+  with one warning line.
 * **Integrity:** a file starts with the SHA-256 of its payload; a corrupt or truncated file
   does not match and is rebuilt, never trusted.
 * **Atomic writes:** a doc is written to a temporary file and renamed into place, so
@@ -28,21 +30,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+from lc_tasks.errors import UsageError
+
 __all__ = ["DocCache", "cache_root", "tokenizer_fingerprint"]
 
 OFF = ("off", "0", "false", "no")
+log = logging.getLogger("lm_eval.lc_tasks")
+_unwritable: set[Path] = set()  # cache folders already warned about, once per process
 
 
-def cache_root() -> Path | None:
-    """lc-eval's cache folder (``$LC_EVAL_CACHE``, else ``~/.cache/lc-eval``), or None if off."""
-    value = os.environ.get("LC_EVAL_CACHE", "")
+def cache_root(value: str | None = None) -> Path | None:
+    """lc-eval's cache folder (``value``, default ``$LC_EVAL_CACHE``, else
+    ``~/.cache/lc-eval``), or None if off; a path that is, or lies under, a file is a
+    UsageError."""
+    value = os.environ.get("LC_EVAL_CACHE", "") if value is None else value
     if value.lower() in OFF:
         return None
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "lc-eval"
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "lc-eval"
+    existing = next((p for p in (root, *root.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == root else f" (under {existing}, a file)"
+        raise UsageError(f"LC_EVAL_CACHE={str(root)!r} is not a folder{where}; point it at a "
+                         "folder (it is created if missing), or set LC_EVAL_CACHE=off")
+    return root
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -104,5 +119,14 @@ class DocCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
             os.replace(tmp, target)  # atomic: readers see the old file, the new one, or none
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        except OSError as err:  # read-only, full, or gone: the doc is still returned
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            root = self.folder.parent.parent
+            if root not in _unwritable:
+                _unwritable.add(root)
+                log.warning("lc-eval: the doc cache %s cannot be written (%s); docs are built "
+                            "but not kept: set LC_EVAL_CACHE to a writable folder, or off",
+                            root, err.strerror or err)

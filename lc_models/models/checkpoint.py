@@ -16,6 +16,7 @@ lc_tasks.errors.UsageError: ckpt: unexpected key 'bias' (keys this model does no
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -61,17 +62,46 @@ def read_json(pretrained: str, filename: str, revision: str | None = None,
 
 
 def read_weights(path: str) -> dict[str, torch.Tensor]:
-    """The tensors of one weights file (``.safetensors``, or a torch ``.bin``/``.pth``)."""
+    """The tensors of one weights file (``.safetensors``, or a torch ``.bin``/``.pth``).
+
+    A torch file is read with ``weights_only=True``: one that pickles Python objects (a whole
+    model, a training state, a plain ``pickle.dump``) is refused in one line naming the
+    checkpoint and what was expected, since unpickling it could run code."""
+    import pickle
+
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
 
             return load_file(path)
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        with open(path, "rb") as f:
+            pickled = f.read(1) == b"\x80"  # a pickle's PROTO opcode; torch.save writes a zip
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if not found and not pickled:
+            raise UsageError(f"{path} is not a weights file (torch cannot read it: "
+                             f"{str(err).splitlines()[0][:120]}); expected a .safetensors file or "
+                             "a torch.save'd state dict") from err
+        what = (f"an object of class {found.group(1)}" if found
+                else "a plain pickle, not torch.save's format")
+        raise UsageError(f"{path} is not a weights-only state dict: it holds {what}, which "
+                         "lc-eval does not unpickle (that could run code); expected a dict of "
+                         "tensors, as torch.save(model.state_dict(), path) writes, or a "
+                         ".safetensors file") from err
     except Exception as err:
-        raise UsageError(f"cannot read weights file {path}: {type(err).__name__}: {err}") from err
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UsageError(f"{path} holds no state dict of tensors")
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise UsageError(f"cannot read weights file {path} ({type(err).__name__}: {reason}); "
+                         "expected a .safetensors file or a torch.save'd state dict") from err
+    if not isinstance(state, dict):
+        raise UsageError(f"{path} holds no state dict of tensors but a {type(state).__name__}; "
+                         "expected a dict of tensors, as torch.save(model.state_dict(), path) "
+                         "writes")
+    other = next((k for k, v in state.items() if not isinstance(v, torch.Tensor)), None)
+    if other is not None:
+        raise UsageError(f"{path} holds no state dict of tensors: its entry {other!r} holds a "
+                         f"{type(state[other]).__name__}; expected only tensors, as "
+                         "torch.save(model.state_dict(), path) writes")
     return state
 
 
