@@ -1,7 +1,7 @@
 """The task families and lengths: every variant is a row of data, not code.
 
 One generator per *kind* (``passkey``, ``niah``, ``vt``, ``cwe``, ``fwe``, ``qa``,
-``kvrecall``, ``ppl``) reads its family's ``params``. The YAML task files, the READMEs and the
+``kvrecall``, ``ppl``, ``copy``, ``latent``, ``statetrack``) reads its family's ``params``. The YAML task files, the READMEs and the
 sizing all read ``max_gen_toks`` and ``until`` from here, so they agree.
 
 >>> FAMILIES["niah_multikey"].ruler, FAMILIES["niah_multikey"].params["num_keys"]
@@ -10,6 +10,8 @@ sizing all read ``max_gen_toks`` and ``until`` from here, so they agree.
 'lc_passkey_4k'
 >>> pair_task_name(4096, 16), position_buckets(4096)
 ('lc_kvrecall_4k_p016', [(0, 1024), (1024, 2048), (2048, 4096)])
+>>> sweep_task_name("copy", 4096, 64), sweep_task_name("statetrack", 16384, 4)
+('lc_copy_4k_w064', 'lc_statetrack_16k_o004')
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["DEFAULT_DEPTHS", "FAMILIES", "GROUPS", "LENGTHS", "PAIR_SWEEPS", "READ_TWICE_KINDS",
-           "RULER13", "SUITE", "Family", "bucket_label", "length_label", "pair_task_name",
-           "position_buckets", "task_name"]
+__all__ = ["COPY_SWEEPS", "DEFAULT_DEPTHS", "FAMILIES", "GROUPS", "LENGTHS", "OPS_SWEEPS",
+           "PAIR_SWEEPS", "READ_TWICE_KINDS", "RULER13", "SUITE", "SWEEPS", "Family", "Sweep",
+           "bucket_label", "copy_gen_toks", "length_label", "pair_task_name", "position_buckets",
+           "sweep_task_name", "task_name"]
 
 # Label -> tokens of the model's own tokenizer (k = 1024, m = 1048576).
 LENGTHS: dict[str, int] = {
@@ -36,7 +39,8 @@ DEFAULT_DEPTHS: tuple[float, ...] = tuple(float(d) for d in range(0, 101, 10))
 @dataclass(frozen=True)
 class Family:
     name: str
-    kind: str  # which generator: passkey | niah | vt | cwe | fwe | qa | kvrecall | ppl
+    kind: str  # which generator: passkey | niah | vt | cwe | fwe | qa | kvrecall | ppl | copy
+    #            | latent | statetrack
     ruler: str | None  # the RULER task it reproduces
     summary: str
     max_gen_toks: int  # 0: the family scores log-likelihoods and generates nothing
@@ -49,6 +53,17 @@ class Family:
     def output_type(self) -> str:
         """lm-eval's request type of the family's tasks."""
         return "loglikelihood" if self.kind == "ppl" else "generate_until"
+
+
+def copy_gen_toks(words: int) -> int:
+    """``max_gen_toks`` of a copy task of ``words`` words: the passage's words have at most
+    5 ASCII letters, so one with its space is at most 6 tokens of any tokenizer (one per
+    character at worst), plus room for the end of the line.
+
+    >>> copy_gen_toks(64)
+    392
+    """
+    return 6 * words + 8
 
 
 def _niah(name: str, ruler: str, summary: str, haystack: str, **params: Any) -> Family:
@@ -93,6 +108,21 @@ _ROWS = [
            "num_queries of them asked (Zoology's MQAR in words)",
            max_gen_toks=48, haystack="noise",
            params=MappingProxyType({"num_pairs": 16, "num_queries": 1, "value_digits": 4})),
+    Family("copy", "copy", None,
+           "copying: a passage of copy_words random words in noise, to repeat word for word "
+           "(Jelassi et al. 2024, Repeat After Me)",
+           max_gen_toks=copy_gen_toks(64), until=("\n",), haystack="noise",
+           params=MappingProxyType({"copy_words": 64})),
+    Family("niah_latent", "latent", None,
+           "a needle with no literal overlap: the question names what a character's fact "
+           "implies (NoLiMa); literal: true asks the needle's own words as a control",
+           max_gen_toks=16, until=("\n",), haystack="prose",
+           params=MappingProxyType({"literal": False, "num_distractors": 4})),
+    Family("statetrack", "statetrack", None,
+           "state tracking: five boxes, num_ops swaps of their contents spread through "
+           "noise, what one box holds at the end (Merrill et al. 2024)",
+           max_gen_toks=16, until=("\n",), haystack="noise",
+           params=MappingProxyType({"num_ops": 16, "parity": False})),
     Family("ppl", "ppl", None,
            "loss by position: the per-token negative log-likelihood of whole documents in "
            "log-spaced position buckets (0-1k, 1k-2k, 2k-4k, ...)",
@@ -112,7 +142,8 @@ GROUPS: dict[str, tuple[str, ...]] = {"suite": SUITE, "ruler": RULER13}
 
 # Families whose prompts can be read twice (options query_first, repeat_context): all that
 # ask a question about a context (lc_ppl scores documents and has none).
-READ_TWICE_KINDS: tuple[str, ...] = ("passkey", "niah", "vt", "cwe", "fwe", "qa", "kvrecall")
+READ_TWICE_KINDS: tuple[str, ...] = ("passkey", "niah", "vt", "cwe", "fwe", "qa", "kvrecall",
+                                     "copy", "latent", "statetrack")
 
 # The pair-count sweeps of lc_kvrecall: length label -> pair counts, powers of 2 up to one pair
 # per 32 tokens (a pair line is 10-20 tokens of a BPE tokenizer; ``lc_kvrecall_<len>_p<pairs>``;
@@ -121,6 +152,50 @@ PAIR_SWEEPS: dict[str, tuple[int, ...]] = {
     label: tuple(2**i for i in range(21) if 2**i <= LENGTHS[label] // 32)
     for label in ("1k", "4k", "16k")
 }
+
+
+# The passage-length sweeps of lc_copy: powers of 2 from 8 words up to one word per 16 tokens
+# (the passage is read once and written once, at most 6 tokens a word each time):
+# ``lc_copy_<len>_w<words>``.
+COPY_SWEEPS: dict[str, tuple[int, ...]] = {
+    label: tuple(2**i for i in range(3, 21) if 2**i <= LENGTHS[label] // 16)
+    for label in ("4k", "16k")
+}
+# The operation-count sweeps of lc_statetrack: powers of 2 up to one swap per 64 tokens:
+# ``lc_statetrack_<len>_o<ops>``.
+OPS_SWEEPS: dict[str, tuple[int, ...]] = {
+    label: tuple(2**i for i in range(21) if 2**i <= LENGTHS[label] // 64)
+    for label in ("4k", "16k")
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A count swept at fixed lengths: each point is a task ``lc_<family>_<len>_<letter><N>``
+    whose YAML passes ``<kwarg>: N`` (fixing option ``option`` to N)."""
+
+    family: str
+    letter: str
+    option: str  # the option the sweep fixes
+    kwarg: str  # the dataset_kwargs key that carries the count
+    counts: dict[str, tuple[int, ...]]  # length label -> counts
+
+
+SWEEPS: dict[str, Sweep] = {
+    "kvrecall": Sweep("kvrecall", "p", "num_pairs", "sweep_pairs", PAIR_SWEEPS),
+    "copy": Sweep("copy", "w", "copy_words", "sweep_words", COPY_SWEEPS),
+    "statetrack": Sweep("statetrack", "o", "num_ops", "sweep_ops", OPS_SWEEPS),
+}
+
+
+def sweep_task_name(family: str, tokens: int, count: int) -> str:
+    """Task name of a sweep point, e.g. ``lc_copy_4k_w064``: the count zero-padded to the
+    width of the sweep's largest at that length, so lm-eval's table lists it in order."""
+    if family == "kvrecall":
+        return pair_task_name(tokens, count)
+    label = length_label(tokens)
+    width = len(str(max(SWEEPS[family].counts.get(label, (count,)))))
+    return f"lc_{family}_{label}_{SWEEPS[family].letter}{count:0{width}d}"
 
 
 def length_label(tokens: int) -> str:

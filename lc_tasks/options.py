@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from lc_tasks.errors import UsageError, closest
-from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, READ_TWICE_KINDS, Family
+from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, READ_TWICE_KINDS, Family, copy_gen_toks
 
 __all__ = ["OPTIONS", "TaskSpec", "check_option_names", "task_spec"]
 
@@ -48,12 +48,23 @@ OPTIONS: dict[str, str] = {
     "num_queries": "kvrecall: pairs asked for, all answers expected (default 1, at most 8)",
     "distances": "kvrecall: instead of depths, tokens between the asked pair and the question: "
                  "a list or a string like '100 1000' (docs cycle through them)",
+    "copy_words": "copy: words in the passage (default 64; at most the task's own count, which "
+                  "its max_gen_toks covers: 64, or N for lc_copy_<len>_w<N>)",
+    "literal": "niah_latent: true asks about the needle in its own words, the control for the "
+               "latent question (default false)",
+    "num_distractors": "niah_latent: other characters, each with a fact of another association "
+                       "(default 4)",
+    "num_ops": "statetrack: swaps of two boxes' contents (default 16; the "
+               "lc_statetrack_<len>_o<N> tasks fix it to N)",
+    "parity": "statetrack: true swaps only boxes A and B, so the answer is the parity of the "
+              "count (default false)",
     "query_first": "every family but ppl: true puts the question before the context too "
                    "(read-twice prompting; default false)",
     "repeat_context": "every family but ppl: the context appears this many times, the whole "
                       "prompt still sized to the length (default 1)",
 }
 MAX_QUERIES = 8  # kvrecall: what max_gen_toks leaves room for
+MAX_DISTRACTORS = 8  # niah_latent: the association kinds have at least this many other targets
 # Keys that reach the tasks beside the options: the tokenizer, and model arguments of lm-eval's
 # models (lm-eval merges --model_args into the metadata). They are never "misspelt options".
 NOT_OPTIONS = frozenset({
@@ -98,15 +109,21 @@ class TaskSpec:
     distances: tuple[int, ...] | None = None  # kvrecall: tokens before the question
     query_first: bool = False  # read-twice: the question before the context too
     repeat_context: int = 1  # read-twice: copies of the context
+    gen_toks: int | None = None  # max_gen_toks when not the family's (the copy sweep)
 
     @property
     def info(self) -> Family:
         return FAMILIES[self.family]
 
     @property
+    def max_gen_toks(self) -> int:
+        """The task's ``max_gen_toks``: the family's, or the copy sweep point's."""
+        return self.info.max_gen_toks if self.gen_toks is None else self.gen_toks
+
+    @property
     def budget(self) -> int:
         """Most prompt tokens allowed."""
-        return self.length - self.info.max_gen_toks - self.reserve
+        return self.length - self.max_gen_toks - self.reserve
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -178,6 +195,48 @@ def _kvrecall_params(params: dict, options: dict[str, Any], sweep_pairs: Any) ->
                          f"num_pairs ({params['num_pairs']}) and at most {MAX_QUERIES}")
 
 
+def _swept(name: str, options: dict[str, Any], fixed: Any, minimum: int = 1) -> int | None:
+    """The count a sweep task fixes, or the option's; the two may not disagree."""
+    given = options.get(name)
+    if fixed is None:
+        return None if given is None else _int(name, given, minimum)
+    count = _int(name, fixed, minimum)
+    if given is not None and _int(name, given, minimum) != count:
+        raise UsageError(f"option {name}={given!r} conflicts with this task's {count}; drop "
+                         f"{name}, or run the task without the suffix with it")
+    return count
+
+
+def _new_family_params(info: Family, params: dict, options: dict[str, Any],
+                       sweep_words: Any, sweep_ops: Any) -> int | None:
+    """Options of copy, latent and statetrack; returns copy's max_gen_toks (None: the
+    family's)."""
+    if info.kind == "copy":
+        cap = _int("copy_words", sweep_words, 1) if sweep_words is not None else (
+            params["copy_words"])
+        words = _swept("copy_words", options, sweep_words)
+        if words is not None and words > cap:
+            raise UsageError(f"option copy_words={words} is more than the {cap} words that "
+                             f"lc_{info.name}'s max_gen_toks covers; run a sweep task "
+                             f"lc_copy_<len>_w<N> with N >= {words} (at 4k or 16k), or fewer "
+                             "words")
+        params["copy_words"] = cap if words is None else words
+        return copy_gen_toks(cap) if cap != info.params["copy_words"] else None
+    if info.kind == "latent":
+        params["literal"] = _bool("literal", options.get("literal", params["literal"]))
+        if options.get("num_distractors") is not None:
+            params["num_distractors"] = _int("num_distractors", options["num_distractors"], 0)
+        if params["num_distractors"] > MAX_DISTRACTORS:
+            raise UsageError(f"option num_distractors={params['num_distractors']} must be at "
+                             f"most {MAX_DISTRACTORS}")
+    if info.kind == "statetrack":
+        ops = _swept("num_ops", options, sweep_ops)
+        if ops is not None:
+            params["num_ops"] = ops
+        params["parity"] = _bool("parity", options.get("parity", params["parity"]))
+    return None
+
+
 def _read_twice(info: Family, options: dict[str, Any]) -> tuple[bool, int]:
     query_first = _bool("query_first", options.get("query_first", False))
     repeat = _int("repeat_context", options.get("repeat_context", 1), 1)
@@ -188,10 +247,13 @@ def _read_twice(info: Family, options: dict[str, Any]) -> tuple[bool, int]:
     return query_first, repeat
 
 
-def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: Any) -> TaskSpec:
+def task_spec(family: str, length: int, *, sweep_pairs: Any = None, sweep_words: Any = None,
+              sweep_ops: Any = None, **options: Any) -> TaskSpec:
     """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored).
 
-    ``sweep_pairs`` comes from the YAML of a ``lc_kvrecall_<len>_p<N>`` task, not the user.
+    ``sweep_pairs``, ``sweep_words`` and ``sweep_ops`` come from the YAML of a sweep task
+    (``lc_kvrecall_<len>_p<N>``, ``lc_copy_<len>_w<N>``, ``lc_statetrack_<len>_o<N>``), not the
+    user.
     """
     if family not in FAMILIES:
         raise UsageError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
@@ -208,6 +270,7 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: A
         _kvrecall_params(params, options, sweep_pairs)
         if options.get("distances") is not None:
             distances = _distances(options["distances"])
+    gen_toks = _new_family_params(info, params, options, sweep_words, sweep_ops)
     query_first, repeat = _read_twice(info, options)
     haystack = options.get("haystack")
     if haystack is not None and not isinstance(haystack, str):
@@ -228,6 +291,7 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: A
         distances=distances,
         query_first=query_first,
         repeat_context=repeat,
+        gen_toks=gen_toks,
     )
     if distances is not None:  # the asked pair's depth: that many tokens before the end
         if options.get("depths") is not None:
@@ -239,7 +303,7 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, **options: A
     if spec.budget < 1:
         raise UsageError(
             f"lc_{family} at {length} tokens leaves no room for a prompt after "
-            f"max_gen_toks={info.max_gen_toks} and reserve={spec.reserve}"
+            f"max_gen_toks={spec.max_gen_toks} and reserve={spec.reserve}"
         )
     return spec
 

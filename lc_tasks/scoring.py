@@ -2,6 +2,10 @@
 
 * passkey: 1 if the first integer in the output equals the key (landmark attention);
 * QA families: RULER's string-match-part, 1 if any gold answer is in the output;
+* copy: ``acc`` the fraction of the passage's words reproduced in order before the first
+  error, and ``exact_match`` 1 if the output is the passage, word for word;
+* niah_latent and statetrack: 1 if the output's first word is the answer (a name, an object),
+  so that listing every candidate scores nothing;
 * every other generating family (kvrecall too): RULER's string-match-all, the fraction of
   expected strings found in the output, case-insensitive;
 * ppl: no ``acc``; the negative log-likelihood per token of each position bucket
@@ -12,6 +16,8 @@
 {'acc': 1.0}
 >>> process_results({"family": "niah_multivalue", "outputs": ["11", "22"]}, ["11 and 33"])
 {'acc': 0.5}
+>>> process_results({"family": "copy", "outputs": ["red fox ran"]}, [" red fox sat"])
+{'acc': 0.6666666666666666, 'exact_match': 0.0}
 >>> buckets = [{"label": "0-1k", "start": 1, "end": 1024}, {"label": "1k-2k", "start": 1024,
 ...            "end": 2000}]
 >>> process_results({"family": "ppl", "buckets": buckets}, [(-2046.0, False), (-976.0, False)])
@@ -25,11 +31,12 @@ from collections.abc import Sequence
 
 from lc_tasks.families import FAMILIES
 
-__all__ = ["clean", "first_integer_match", "process_results", "string_match_all",
+__all__ = ["clean", "copy_prefix", "first_integer_match", "first_word_match", "process_results", "string_match_all",
            "string_match_part", "token_mean"]
 
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _INTEGER = re.compile(r"\d+")
+_WORD = re.compile(r"[A-Za-z0-9']+")
 
 
 def clean(prediction: str) -> str:
@@ -67,6 +74,34 @@ def first_integer_match(prediction: str, key: str) -> float:
     return float(found is not None and found.group() == key)
 
 
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def copy_prefix(prediction: str, passage: str) -> tuple[float, float]:
+    """``(fraction of the passage's words reproduced in order before the first error, exact
+    match)``, ignoring case and punctuation; words past the passage spoil only the exact match.
+
+    >>> copy_prefix("Red fox, ran far.", "red fox ran"), copy_prefix("fox ran", "red fox ran")
+    ((1.0, 0.0), (0.0, 0.0))
+    """
+    want, got = _words(passage), _words(clean(prediction))
+    run = 0
+    while run < min(len(want), len(got)) and want[run] == got[run]:
+        run += 1
+    return run / len(want), float(got == want)
+
+
+def first_word_match(prediction: str, answer: str) -> float:
+    """1.0 if the output starts with the answer's words (ignoring case and punctuation).
+
+    >>> first_word_match(" Yuki. Or Mara.", "Yuki"), first_word_match("Mara or Yuki", "Yuki")
+    (1.0, 0.0)
+    """
+    want = _words(answer)
+    return float(_words(clean(prediction))[:len(want)] == want)
+
+
 def token_mean(items: Sequence[tuple[float, int]]) -> float:
     """lm-eval aggregation of ``(nll, tokens)`` pairs: nats per token over all of them.
 
@@ -93,6 +128,12 @@ def process_results(doc: dict, results: list) -> dict:
     prediction = results[0] if results else ""
     if doc["family"] == "passkey":
         return {"acc": first_integer_match(prediction, doc["outputs"][0])}
-    if FAMILIES[doc["family"]].kind == "qa":
+    kind = FAMILIES[doc["family"]].kind
+    if kind == "copy":
+        acc, exact = copy_prefix(prediction, doc["outputs"][0])
+        return {"acc": acc, "exact_match": exact}
+    if kind in ("latent", "statetrack"):
+        return {"acc": first_word_match(prediction, doc["outputs"][0])}
+    if kind == "qa":
         return {"acc": string_match_part(prediction, doc["outputs"])}
     return {"acc": string_match_all(prediction, doc["outputs"])}

@@ -20,7 +20,16 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lc_tasks.families import FAMILIES, GROUPS, LENGTHS, PAIR_SWEEPS, SUITE, pair_task_name
+    from lc_tasks.families import (
+        FAMILIES,
+        GROUPS,
+        LENGTHS,
+        PAIR_SWEEPS,
+        SUITE,
+        SWEEPS,
+        pair_task_name,
+        sweep_task_name,
+    )
 
     if args.names:
         for family in [*FAMILIES, *GROUPS]:
@@ -39,5 +48,11 @@ def run(args: argparse.Namespace) -> None:
                        PAIR_SWEEPS.items())
     print(f"pair sweeps: lc_kvrecall_<length>_p<pairs>, zero-padded, e.g. "
           f"{pair_task_name(4096, 16)} ({sweeps}); select one with 'lc_kvrecall_4k_p*'")
+    for family in ("copy", "statetrack"):
+        sweep = SWEEPS[family]
+        points = "; ".join(f"{label}: {sweep.letter}{counts[0]}..{sweep.letter}{counts[-1]}"
+                           for label, counts in sweep.counts.items())
+        print(f"{sweep.option} sweeps: lc_{family}_<length>_{sweep.letter}<N>, zero-padded, e.g. "
+              f"{sweep_task_name(family, 4096, 16)} ({points})")
     print("run a sweep: lc-eval run --model lc_hf --model_args pretrained=<model> "
           "--tasks 'lc_passkey_*'")

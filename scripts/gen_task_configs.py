@@ -24,12 +24,13 @@ from lc_tasks.families import (
     FAMILIES,
     GROUPS,
     LENGTHS,
-    PAIR_SWEEPS,
     SUITE,
+    SWEEPS,
     Family,
     bucket_label,
-    pair_task_name,
+    copy_gen_toks,
     position_buckets,
+    sweep_task_name,
     task_name,
 )
 from lc_tasks.options import OPTIONS
@@ -122,7 +123,53 @@ STUFFED_MAMBA = {
   year={2024}
 }""",
 }
-PAPERS = {"passkey": LANDMARK, "kvrecall": ZOOLOGY, "ppl": STUFFED_MAMBA}
+REPEAT_AFTER_ME = {
+    "title": "Repeat After Me: Transformers are Better than State Space Models at Copying",
+    "abstract": "https://arxiv.org/abs/2402.01032",
+    "homepage": "https://github.com/sjelassi/transformers_ssm_copy",
+    "summary": "Copying a long span of random text needs memory that grows with the span: "
+               "a two-layer transformer copies strings of exponential length, a fixed-size "
+               "state space model cannot, and pretrained transformers beat larger SSMs at "
+               "copying and retrieving from context.",
+    "bibtex": """@article{jelassi2024repeat,
+  title={Repeat After Me: Transformers are Better than State Space Models at Copying},
+  author={Jelassi, Samy and Brandfonbrener, David and Kakade, Sham M. and Malach, Eran},
+  journal={arXiv preprint arXiv:2402.01032},
+  year={2024}
+}""",
+}
+NOLIMA = {
+    "title": "NoLiMa: Long-Context Evaluation Beyond Literal Matching",
+    "abstract": "https://arxiv.org/abs/2502.05167",
+    "homepage": "https://github.com/adobe-research/NoLiMa",
+    "summary": "Needle-in-a-haystack where the question shares no word with the needle; one "
+               "association of general knowledge links them. Models that ace literal "
+               "retrieval fall steeply with length once string matching is taken away.",
+    "bibtex": """@article{modarressi2025nolima,
+  title={NoLiMa: Long-Context Evaluation Beyond Literal Matching},
+  author={Modarressi, Ali and Deilamsalehy, Hanieh and Dernoncourt, Franck and Bui, Trung
+          and Rossi, Ryan A. and Yoon, Seunghyun and Sch{\"u}tze, Hinrich},
+  journal={arXiv preprint arXiv:2502.05167},
+  year={2025}
+}""",
+}
+ILLUSION = {
+    "title": "The Illusion of State in State-Space Models",
+    "abstract": "https://arxiv.org/abs/2404.08819",
+    "homepage": "https://github.com/jopetty/word-problem",
+    "summary": "Composing permutations (the word problem of S5, e.g. swaps of five boxes' "
+               "contents) cannot be done by diagonal SSMs or by transformers of fixed depth "
+               "at every length; linear RNNs with negative eigenvalues or non-diagonal "
+               "transitions (Grazzi et al. 2025; DeltaNet, RWKV-7) can.",
+    "bibtex": """@article{merrill2024illusion,
+  title={The Illusion of State in State-Space Models},
+  author={Merrill, William and Petty, Jackson and Sabharwal, Ashish},
+  journal={arXiv preprint arXiv:2404.08819},
+  year={2024}
+}""",
+}
+PAPERS = {"passkey": LANDMARK, "kvrecall": ZOOLOGY, "ppl": STUFFED_MAMBA,
+          "copy": REPEAT_AFTER_ME, "latent": NOLIMA, "statetrack": ILLUSION}
 
 # How each family's prompt is built, for its README.
 FORMAT = {
@@ -169,6 +216,36 @@ FORMAT = {
                 "from each asked pair to the end of the prompt. `lc_kvrecall_<len>` sweeps "
                 "the length at 16 pairs; `lc_kvrecall_<len>_p<N>` sweeps the pair count at "
                 "1k, 4k and 16k (powers of 2 up to one pair per 32 tokens).",
+    "copy": "A line \"Passage: w1 w2 ... wN\" of `copy_words` words (default 64) drawn at "
+            "random from our word lists (words of at most five letters, so that a word is at "
+            "most six tokens of any tokenizer), at the doc's depth of RULER's noise; then "
+            "\"Repeat the passage word for word. The passage is:\". `max_gen_toks` is 6 per "
+            "word plus 8, and every doc checks that its passage fits it in the model's "
+            "tokenizer; each doc records `copy_words` and `passage_tokens`. "
+            "`lc_copy_<len>` sweeps the length at 64 words; `lc_copy_<len>_w<N>` sweeps the "
+            "passage at 4k and 16k (powers of 2 from 8 up to one word per 16 tokens).",
+    "niah_latent": "One needle about a character (\"Remy ordered poutine at the "
+                   "restaurant.\") at the doc's depth of our prose, and `num_distractors` "
+                   "(default 4) other characters with facts of the same kind and other "
+                   "targets at random levels; the question names what the fact implies "
+                   "(\"Which character ate a dish from Canada?\"), the answer is the name. "
+                   "The associations are our own table of 114 pairs "
+                   "(`lc_tasks/data/associations.tsv`: landmark -> city, dish -> country, "
+                   "instrument -> section, animal -> country, tool -> profession). A latent "
+                   "question shares no content word with its needle after lower-casing and "
+                   "stemming (checked for every doc). `literal: true` asks the same needle in "
+                   "its own words (\"Which character ordered poutine at the restaurant?\"), "
+                   "the control. Each doc records `kind`, `cue`, `target`, `needle`, "
+                   "`question` and `literal`.",
+    "statetrack": "\"At the start, box A holds the plum, box B holds the dog, ...\" at the "
+                  "doc's depth of RULER's noise, then `num_ops` (default 16) lines \"Swap the "
+                  "contents of boxes A and E.\" spread evenly from there to the end, then "
+                  "\"Which object is in box C at the end? Box C holds the\". With `parity: "
+                  "true` every swap is of boxes A and B. Each doc records `initial`, `swaps`, "
+                  "`states` (the contents after each swap), `box`, `op_depths`, and the token "
+                  "positions of the statement and of every swap (`needle_positions`). "
+                  "`lc_statetrack_<len>_o<N>` sweeps the count at 4k and 16k (powers of 2 up "
+                  "to one swap per 64 tokens).",
     "ppl": "No prompt: whole documents of the haystack source (our generated prose by "
            "default; a text file or `hf:` dataset such as PG-19 through the `haystack` "
            "option), sized to the length, each cut into log-spaced position buckets "
@@ -187,6 +264,11 @@ METRIC_TEXT = {
            "in nats, summed over the documents' tokens in that bucket (or all of them) and "
            "divided by their count; lower is better",
 }
+METRIC_TEXT["copy"] = ("`acc` (the fraction of the passage's words reproduced in order before "
+                       "the first error, ignoring case and punctuation) and `exact_match` (1 if "
+                       "the output is the passage)")
+METRIC_TEXT["latent"] = METRIC_TEXT["statetrack"] = (
+    "`acc` (1 if the output's first word is the answer, so listing every candidate scores 0)")
 DEFAULT_METRIC = ("`acc` (RULER's string-match-all: the fraction of expected strings in the "
                   "output, case-insensitive)")
 # How each group averages, for its YAML and README.
@@ -198,12 +280,27 @@ def _dump(value) -> str:
     return json.dumps(value)  # JSON flow style is valid YAML and keeps "\n" explicit
 
 
-def task_yaml(family: Family, length: int, pairs: int | None = None) -> str:
+COPY_METRICS = """metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def task_yaml(family: Family, length: int, count: int | None = None) -> str:
+    """A task's YAML; ``count``: the point of the family's sweep (``SWEEPS``)."""
     if family.kind == "ppl":
         return ppl_yaml(family, length)
     until = list(family.until)
-    name = task_name(family.name, length) if pairs is None else pair_task_name(length, pairs)
-    sweep = "" if pairs is None else f"  sweep_pairs: {pairs}\n"
+    name = (task_name(family.name, length) if count is None
+            else sweep_task_name(family.name, length, count))
+    sweep = "" if count is None else f"  {SWEEPS[family.name].kwarg}: {count}\n"
+    gen_toks = family.max_gen_toks
+    if family.kind == "copy" and count is not None:
+        gen_toks = copy_gen_toks(count)
     return HEADER + (
         f"include: ../_lc_base.yaml\n"
         f"task: {name}\n"
@@ -214,9 +311,9 @@ def task_yaml(family: Family, length: int, pairs: int | None = None) -> str:
         f"generation_kwargs:\n"
         f"  do_sample: false\n"
         f"  temperature: 0.0\n"
-        f"  max_gen_toks: {family.max_gen_toks}\n"
+        f"  max_gen_toks: {gen_toks}\n"
         f"  until: {_dump(until)}\n"
-    )
+    ) + (COPY_METRICS if family.kind == "copy" else "")
 
 
 def ppl_yaml(family: Family, length: int) -> str:
@@ -269,12 +366,13 @@ def _task_rows(family: Family) -> str:
             f"| `{task_name(family.name, n)}` | {n} | "
             f"{', '.join(bucket_label(*e) for e in position_buckets(n))} |\n"
             for n in LENGTHS.values())
-    names = [(task_name(family.name, n), n) for n in LENGTHS.values()]
-    if family.kind == "kvrecall":
-        names += [(pair_task_name(LENGTHS[label], p), LENGTHS[label])
-                  for label, counts in PAIR_SWEEPS.items() for p in counts]
+    names = [(task_name(family.name, n), n, family.max_gen_toks) for n in LENGTHS.values()]
+    if family.name in SWEEPS:
+        names += [(sweep_task_name(family.name, LENGTHS[label], c), LENGTHS[label],
+                   copy_gen_toks(c) if family.kind == "copy" else family.max_gen_toks)
+                  for label, counts in SWEEPS[family.name].counts.items() for c in counts]
     return "| task | length (tokens) | max_gen_toks | until |\n| --- | --- | --- | --- |\n" + "".join(
-        f"| `{name}` | {n} | {family.max_gen_toks} | {until} |\n" for name, n in names)
+        f"| `{name}` | {n} | {gen} | {until} |\n" for name, n, gen in names)
 
 
 def _docs_text(family: Family) -> str:
@@ -419,11 +517,11 @@ def render_all() -> dict[str, str]:
         files[f"{family.name}/README.md"] = readme(family)
         for label, n in LENGTHS.items():
             files[f"{family.name}/{task_name(family.name, n)}.yaml"] = task_yaml(family, n)
-        if family.kind == "kvrecall":
-            for label, counts in PAIR_SWEEPS.items():
-                for pairs in counts:
-                    files[f"{family.name}/{pair_task_name(LENGTHS[label], pairs)}.yaml"] = (
-                        task_yaml(family, LENGTHS[label], pairs))
+        if family.name in SWEEPS:
+            for label, counts in SWEEPS[family.name].counts.items():
+                for count in counts:
+                    name = sweep_task_name(family.name, LENGTHS[label], count)
+                    files[f"{family.name}/{name}.yaml"] = task_yaml(family, LENGTHS[label], count)
     for label in LENGTHS:
         files[f"suite/lc_suite_{label}.yaml"] = group_yaml(label)
         files[f"ruler/lc_ruler_{label}.yaml"] = group_yaml(label, "ruler")

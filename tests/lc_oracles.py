@@ -73,6 +73,44 @@ def _qa(text: str) -> str:
     return " " + re.findall(rf"The code of {name} is (\d+)\.", text)[-1]
 
 
+def _copy(text: str) -> str:
+    found = re.findall(r"^Passage: ([a-z ]+)$", text, flags=re.M)
+    return f" {found[-1]}" if found else " I do not know."
+
+
+def _latent(text: str) -> str:
+    """Knows the association table, as a model knows the world; reads the needles."""
+    from lc_tasks.generators.latent import KINDS, associations
+
+    asked = re.findall(r"\n(Which character .+?\?) Answer with the character's name\.", text)[-1]
+    for kind, (needle, latent, literal) in KINDS.items():
+        cues = None
+        found = re.fullmatch(re.escape(literal).replace(r"\{cue\}", "(.+)"), asked)
+        if found:
+            cues = {found.group(1)}
+        found = re.fullmatch(re.escape(latent).replace(r"\{target\}", "(.+)"), asked)
+        if found:
+            cues = {a.cue for a in associations() if a.kind == kind and a.target == found.group(1)}
+        for cue in cues or ():
+            name = re.findall(re.escape(needle).replace(r"\{name\}", r"(\w+)").replace(
+                r"\{cue\}", re.escape(cue)), text)
+            if name:
+                return f" {name[-1]}."
+    return " I do not know."
+
+
+def _statetrack(text: str) -> str:
+    start = re.findall(r"At the start, (.+?)\.\n", text)
+    if not start:
+        return " I do not know."
+    boxes = dict(re.findall(r"box ([A-E]) holds the (\w+)", start[-1]))
+    after = text.split("At the start, ")[-1]
+    for a, b in re.findall(r"Swap the contents of boxes ([A-E]) and ([A-E])\.", after):
+        boxes[a], boxes[b] = boxes[b], boxes[a]
+    asked = re.findall(r"Box ([A-E]) holds the\Z", text)[-1]
+    return f" {boxes[asked]}."
+
+
 def answer(prompt: str) -> str:
     """What a model with perfect retrieval would generate for an lc-eval prompt."""
     if prompt.endswith(" Answer:") and "Answer the question based on the given" in prompt:
@@ -85,6 +123,12 @@ def answer(prompt: str) -> str:
         return _niah(prompt, query)
     if re.search(r"The numbers? of [a-z, -]+ (?:is|are)\Z", prompt):
         return _kvrecall(prompt)
+    if prompt.endswith("Repeat the passage word for word. The passage is:"):
+        return _copy(prompt)
+    if prompt.endswith("Answer with the character's name. The character is"):
+        return _latent(prompt)
+    if re.search(r"Box [A-E] holds the\Z", prompt):
+        return _statetrack(prompt)
     if "variables are assigned the value" in prompt[-300:]:
         return _vt(prompt)
     if "most common words in the above list?" in prompt[-300:]:

@@ -54,7 +54,7 @@ def test_every_family_at_every_length_is_listed(index):
     expected = {f"lc_{f}_{label}" for f in FAMILIES for label in LENGTHS}
     sweeps = {pair_task_name(LENGTHS[label], n) for label, ns in PAIR_SWEEPS.items() for n in ns}
     assert expected | sweeps <= set(index.all_subtasks)
-    assert len(expected) == 16 * 11 and len(sweeps) == 24
+    assert len(expected) == 19 * 11 and len(sweeps) == 24
     assert {f"lc_{g}_{label}" for g in ("suite", "ruler") for label in LENGTHS} == set(
         index.all_groups)
 
@@ -95,7 +95,9 @@ def char_dir(tokenizer_dir):
 def test_oracle_scores_one_on_every_family(kind, label, tokenizer_dir, qa_options):
     tm = manager(tokenizer=str(tokenizer_dir(kind)), num_samples=11, **qa_options)
     res = run(tm, OracleLM(), [f"lc_passkey_{label}", f"lc_kvrecall_{label}",
-                               f"lc_ruler_{label}"])["results"]
+                               f"lc_ruler_{label}", *(f"lc_{f}_{label}" for f in
+                                                      ("copy", "niah_latent", "statetrack"))]
+              )["results"]
     for family in GENERATING:
         name = f"lc_{family}_{label}"
         assert res[name]["acc,none"] == 1.0, (name, res[name])

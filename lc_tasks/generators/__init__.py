@@ -29,7 +29,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from lc_tasks.generators import cwe, fwe, kvrecall, niah, passkey, ppl, qa, vt
+from lc_tasks.generators import (copy, cwe, fwe, kvrecall, latent, niah, passkey, ppl, qa,
+                                 statetrack, vt)
 from lc_tasks.generators.common import Built, doc_seed
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import SizingError, TokenCounter
@@ -50,12 +51,15 @@ GENERATORS = {
     "qa": qa.Generator,
     "kvrecall": kvrecall.Generator,
     "ppl": ppl.Generator,
+    "copy": copy.Generator,
+    "latent": latent.Generator,
+    "statetrack": statetrack.Generator,
 }
 
 
 def _check(spec: TaskSpec, built: Built) -> None:
     """What every doc promises; a failure here is a bug, never silently passed on."""
-    limit = spec.length - spec.info.max_gen_toks - spec.reserve
+    limit = spec.length - spec.max_gen_toks - spec.reserve
     if built.n_tokens > limit:
         raise AssertionError(f"lc_{spec.family}: {built.n_tokens} prompt tokens exceed {limit}")
     if spec.info.kind == "ppl":  # no answers: the document itself is scored

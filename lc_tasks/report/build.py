@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lc_tasks.report import beyond as beyond_literal
 from lc_tasks.report.effective import RULER_THRESHOLD, EffectiveLength, effective_length
 from lc_tasks.report.load import Run, find_results_files, load_run
 from lc_tasks.report.merge import ModelRuns, merge_runs
@@ -46,6 +47,8 @@ class Report:
     runs: list[Run]
     notes: list[str]
     study: StateStudy = field(default_factory=StateStudy)  # the state-capacity tasks' numbers
+    beyond: beyond_literal.Beyond = field(default_factory=beyond_literal.Beyond)
+    # ^ the copy and swap-count sweeps, latent against literal
 
     def curve(self, model: str, family: str) -> dict[int, float]:
         """length -> score (all depths) of one model on one family."""
@@ -106,7 +109,8 @@ def build_report(
     rows += suite_means(rows, notes)
     found = sorted({r.family for r in rows}, key=family_order)
     study = collect(models)
-    if not found and study.empty:
+    beyond = beyond_literal.collect(models)
+    if not found and study.empty and beyond.empty:
         tasks = sorted({t for r in runs for t in r.results})
         shown = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
         raise ValueError(
@@ -128,7 +132,8 @@ def build_report(
             f"families: {', '.join(shown_families)}"
         )
     report = Report(
-        models, rows, shown_families, summary_family, threshold, depth_step, runs, notes, study
+        models, rows, shown_families, summary_family, threshold, depth_step, runs, notes, study,
+        beyond,
     )
     for m in models:
         for family in shown_families:
@@ -155,7 +160,8 @@ def _other_tasks(m: ModelReport) -> None:
     """Scores of tasks that are not lc-eval's (a leaderboard's, say), as lm-eval recorded them."""
     in_groups = {sub for run in m.runs.runs for subs in run.groups.values() for sub in subs}
     for task, run in m.runs.task_run.items():  # in the order lm-eval recorded them
-        if parse_task(task) is not None or parse_pair_task(task) is not None:
+        if (parse_task(task) is not None or parse_pair_task(task) is not None
+                or beyond_literal.parse_sweep_task(task) is not None):
             continue
         metrics = [
             (key, value)

@@ -110,10 +110,13 @@ def load_run(path: Path) -> Run:
 
 
 def read_variant(configs: dict[str, Any]) -> str:
-    """How a run's prompts were read, from its tasks' metadata (the read-twice options).
+    """How a run's prompts were read, from its tasks' metadata (the read-twice options, and
+    lc_niah_latent's literal control).
 
     >>> read_variant({"lc_passkey_1k": {"metadata": {"query_first": True, "repeat_context": 2}}})
     'query first, context x2'
+    >>> read_variant({"lc_niah_latent_1k": {"metadata": {"literal": "true"}}})
+    'literal'
     >>> read_variant({"lc_passkey_1k": {"metadata": {"version": 1.0}}})
     ''
     """
@@ -124,7 +127,9 @@ def read_variant(configs: dict[str, Any]) -> str:
             repeat = int(meta.get("repeat_context", 1))
         except (TypeError, ValueError):
             repeat = 1
-        parts = ["query first"] * query_first + [f"context x{repeat}"] * (repeat > 1)
+        literal = str(meta.get("literal", "")).lower() in ("true", "1")  # niah_latent's control
+        parts = (["query first"] * query_first + [f"context x{repeat}"] * (repeat > 1)
+                 + ["literal"] * literal)
         if parts:
             return ", ".join(parts)
     return ""

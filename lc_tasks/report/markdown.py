@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from lc_tasks.report.build import ModelReport, Report
 from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
+from lc_tasks.report import beyond as beyond_literal
 from lc_tasks.report.state_study import format_bytes
 
 MISSING = "-"
@@ -38,7 +39,8 @@ def family_title(family: str) -> str:
 
 def render(report: Report, figures: dict[str, str]) -> str:
     """The whole report. figures: figure key (``curves/<family>``, ``heatmap/<model>/<family>``,
-    ``capacity/<length>``, ``loss``) -> file name relative to the report."""
+    ``capacity/<length>``, ``loss``, ``sweep/<family>/<length>``) -> file name relative to the
+    report."""
     parts = ["# lc-eval report", _intro(report)]
     if report.families:
         parts += [
@@ -70,6 +72,9 @@ def render(report: Report, figures: dict[str, str]) -> str:
     study = _state_study(report, figures)
     if study:
         parts += ["## State capacity", study]
+    beyond = beyond_literal.section(report.beyond, figures)
+    if beyond:
+        parts += ["## Beyond literal retrieval", beyond]
     other = _other_tasks(report)
     if other:
         parts += ["## Other lm-eval tasks", other]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from lc_tasks.report import leaderboard, state_study
+from lc_tasks.report import beyond, leaderboard, state_study
 from lc_tasks.report.build import Report
 from lc_tasks.report.figures import plot_curves, plot_heatmap
 from lc_tasks.report.markdown import family_title, render
@@ -66,8 +66,8 @@ def write_scores_csv(report: Report, path: Path) -> Path:
 def draw_figures(report: Report, out: Path) -> dict[str, str]:
     """Curves per family and heatmaps per (model, needle family); key -> file name.
 
-    Keys: ``curves/<family>``, ``heatmap/<model>/<family>``, ``capacity/<length>`` and
-    ``loss`` (see ``markdown.render``).
+    Keys: ``curves/<family>``, ``heatmap/<model>/<family>``, ``capacity/<length>``,
+    ``loss`` and ``sweep/<family>/<length>`` (see ``markdown.render``).
     """
     training = {m.name: m.training.tokens for m in report.models}
     curves = {
@@ -83,6 +83,7 @@ def draw_figures(report: Report, out: Path) -> dict[str, str]:
     drawn: dict[str, str] = {}
     used: set[str] = set()
     drawn.update(state_study.draw(report.study, training, out, lambda name: _unique(name, used)))
+    drawn.update(beyond.draw(report.beyond, out, lambda name: _unique(name, used)))
     with tqdm(total=len(curves) + len(heatmaps), desc="figures", unit="png", leave=False) as bar:
         for family, by_model in curves.items():
             name = _unique(f"curves_{_slug(family)}.png", used)
