@@ -108,8 +108,11 @@ def test_no_duplicate_task_and_group_names(made):
     # nor with lm-eval's own tasks, groups and tags
     theirs = set()
     for path in (Path(lm_eval.__file__).parent / "tasks").rglob("*.yaml"):
-        theirs.update(re.findall(r"^(?:task|group|tag): ['\"]?(\w+)", path.read_text(
-            errors="replace"), re.MULTILINE))
+        text = path.read_text(errors="replace")
+        theirs.update(re.findall(r"^(?:task|group|tag): ['\"]?(\w+)", text, re.MULTILINE))
+        for items in re.findall(r"^tag:\s*\n((?:[ \t]+- .+\n)+)", text, re.MULTILINE):
+            theirs.update(re.findall(r"- ['\"]?(\w+)", items))
+    assert "longcxt" in theirs, "the scan of lm-eval's names missed RULER's tag"
     assert not (set(names) | {TAG}) & theirs
 
 
