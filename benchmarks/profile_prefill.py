@@ -44,6 +44,7 @@ FUNCTIONS = {
     ("lc_models.models.mixer_model", "causal_conv1d"): "conv",
     ("lc_models.models.mixer_model", "attend"): "attention",
     ("lc_models.models.rwkv6", "wkv6"): "scan",
+    ("lc_models.models.rwkv7", "wkv7"): "scan",
 }
 # transformers module classes timed as a whole (their own forward, not a function they call)
 CLASSES = {"RecurrentGemmaRglru": "scan"}
