@@ -167,7 +167,7 @@ class TimeMix(nn.Module):
         batch, T, C = x.shape
         heads = (batch, T, self.n_head, self.head_size)
         sx = _shift(x, layer.att_shift)  # (b, T, C)
-        xr, xw, xk, xv, xa, xg = (x + sx * p for p in
+        xr, xw, xk, xv, xa, xg = (torch.addcmul(x, sx, p) for p in  # x + sx * p, one pass
                                   (self.x_r, self.x_w, self.x_k, self.x_v, self.x_a, self.x_g))
         r, k, v = self.receptance(xr), self.key(xk), self.value(xv)  # (b, T, C)
         log_w = -DECAY_SCALE * torch.sigmoid(
@@ -179,7 +179,7 @@ class TimeMix(nn.Module):
         if v_first is None:
             v_first = v
         else:
-            v = v + (v_first - v) * torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2)
+            v = torch.lerp(v, v_first, torch.sigmoid(self.v0 + (xv @ self.v1) @ self.v2))
         iclr = iclr.view(heads)
         o, layer.wkv = wkv7(r.view(heads), log_w.view(heads), k.view(heads), v.view(heads),
                             -kk, kk * iclr, initial_state=layer.wkv,
@@ -213,7 +213,7 @@ class ChannelMix(nn.Module):
     def forward(self, x, layer: Rwkv7Layer, input_ids=None, x0=None):
         """x: (batch, T, n_embd), normed by ln2; input_ids (batch, T) and x0, their ln0-normed
         embeddings, are read by DeepEmbed only. Updates ``layer``'s ffn_shift."""
-        k = self.key(x + _shift(x, layer.ffn_shift) * self.x_k)  # (b, T, dim_ffn)
+        k = self.key(torch.addcmul(x, _shift(x, layer.ffn_shift), self.x_k))  # (b, T, dim_ffn)
         k = k.relu_().mul_(k)  # squared ReLU, in place: the largest activation of the block
         if self.deep:
             table = (self.s_emb(input_ids) + self.s_emb_x(x0)).unflatten(-1, (self.deep, -1))
