@@ -52,8 +52,8 @@ OPTIONS: dict[str, str] = {
                   "its max_gen_toks covers: 64, or N for lc_copy_<len>_w<N>)",
     "literal": "niah_latent: true asks about the needle in its own words, the control for the "
                "latent question (default false)",
-    "num_distractors": "niah_latent: other characters, each with a fact of another association "
-                       "(default 4)",
+    "num_distractors": "niah_latent: other characters, each with a fact of the same kind and "
+                       "another target (default 4, at most 4)",
     "num_ops": "statetrack: swaps of two boxes' contents (default 16; the "
                "lc_statetrack_<len>_o<N> tasks fix it to N)",
     "parity": "statetrack: true swaps only boxes A and B, so the answer is the parity of the "
@@ -64,7 +64,7 @@ OPTIONS: dict[str, str] = {
                       "prompt still sized to the length (default 1)",
 }
 MAX_QUERIES = 8  # kvrecall: what max_gen_toks leaves room for
-MAX_DISTRACTORS = 8  # niah_latent: the association kinds have at least this many other targets
+MAX_DISTRACTORS = 4  # niah_latent: every association kind has this many other targets
 # Keys that reach the tasks beside the options: the tokenizer, and model arguments of lm-eval's
 # models (lm-eval merges --model_args into the metadata). They are never "misspelt options".
 NOT_OPTIONS = frozenset({

@@ -298,7 +298,7 @@ def test_two_processes_build_the_same_docs():
     ("copy", {"copy_words": 32, "sweep_words": 64}, "conflicts with this task's 64"),
     ("copy", {"copy_words": 0}, "integer >= 1"),
     ("niah_latent", {"literal": "maybe"}, "true or false"),
-    ("niah_latent", {"num_distractors": 9}, "at most"),
+    ("niah_latent", {"num_distractors": 5}, "at most 4"),
     ("statetrack", {"num_ops": 8, "sweep_ops": 4}, "conflicts with this task's 4"),
     ("statetrack", {"parity": "yes"}, "true or false"),
     ("statetrack", {"num_op": 4}, "did you mean 'num_ops'"),
