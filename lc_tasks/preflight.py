@@ -307,6 +307,27 @@ def check_model_name(model: Any, model_args: dict) -> None:
                                  f"drop {name}")
 
 
+def read_samples(value: Any) -> Any:
+    """``--samples`` as lm-eval takes it: a JSON object of task -> doc indices, given inline or
+    as the path of a JSON file (lm-eval would fail later on anything else, or name no flag)."""
+    import json
+
+    data = value
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8") if path.is_file() else value)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            what = "a JSON file" if path.is_file() else "JSON, nor a file"
+            raise UsageError(f"--samples {value}: not {what} ({err}); pass a JSON object of task "
+                             "-> doc indices, e.g. '{\"lc_passkey_1k\": [0, 1]}', or its file"
+                             ) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--samples {value}: a {type(data).__name__}, not a JSON object of "
+                         "task -> doc indices, e.g. '{\"lc_passkey_1k\": [0, 1]}'")
+    return data
+
+
 # Switches lc-eval reads from the environment -> (the values they take, what 0 and 1 do).
 # Any other value would be read as one of them silently (LC_EVAL_NATIVE=off means "on").
 SWITCHES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -364,6 +385,8 @@ def check_run(args, include_paths: list[str]) -> list[str]:
 
     check_environment()
     check_given_once(args)
+    if getattr(args, "samples", None) is not None:
+        args.samples = read_samples(args.samples)
     try:
         cfg = EvaluatorConfig.from_cli(copy.copy(args))
     except (ValueError, TypeError, FileNotFoundError) as err:

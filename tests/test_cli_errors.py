@@ -170,6 +170,12 @@ CORPUS = {
     "samples beyond the docs": ([*RUN, *lc_hf(), *PASSKEY, *meta({"num_samples": 3}),
                                  "--samples", json.dumps({"lc_passkey_1k": [1, 7]})],
                                 "--samples lc_passkey_1k: index 7 is not a doc of it; it has 3"),
+    "samples file not JSON": ([*RUN, *lc_hf(), *PASSKEY, "--samples", "{bad_json}"],
+                              "bad.json: not a JSON file"),
+    "samples neither JSON nor a file": ([*RUN, *lc_hf(), *PASSKEY, "--samples", "/no/such.json"],
+                                        "--samples /no/such.json: not JSON, nor a file"),
+    "samples a list": ([*RUN, *lc_hf(), *PASSKEY, "--samples", "[1, 2]"],
+                       "--samples [1, 2]: a list, not a JSON object"),
     "verbosity unknown": ([*RUN, *lc_hf(), *PASSKEY, "--verbosity", "LOUD"],
                           "--verbosity LOUD: not a log level"),
     "output_path under a file": ([*RUN, *lc_hf(), *PASSKEY, "--output_path",
@@ -250,6 +256,7 @@ def files(tmp_path_factory, tiny_model, tokenizer_dir):
     (root / "empty.txt").write_text("")
     (root / "binary.txt").write_bytes(b"abc \xff\xfe not utf-8")
     (root / "folder").mkdir()
+    (root / "bad.json").write_text("[1, 2")
     llama = tiny_model("llama")
     no_weights = root / "no-weights"
     no_weights.mkdir()
@@ -273,7 +280,8 @@ def files(tmp_path_factory, tiny_model, tokenizer_dir):
             "tok": tokenizer_dir("char"), "empty_txt": root / "empty.txt",
             "binary": root / "binary.txt", "folder": root / "folder",
             "no_weights": no_weights, "truncated": truncated, "bad_native": bad_native,
-            "plain_pickle": plain_pickle, "module_pth": module_pth, "runs": runs}
+            "plain_pickle": plain_pickle, "module_pth": module_pth, "runs": runs,
+            "bad_json": root / "bad.json"}
 
 
 def fill(args, files):
