@@ -197,6 +197,8 @@ LM_EVAL_ERRORS: tuple[tuple[type, str, str], ...] = (
      "list lm-eval's tasks with `lc-eval ls tasks`, ours with `lc-eval tasks`"),
     (TypeError, r"\(\) got an unexpected keyword argument '\w+'",
      "the model does not take that --model_args key; remove it"),
+    (ValueError, r"^Hugging Face token is not defined",
+     "set HF_TOKEN, or drop push_results_to_hub and push_samples_to_hub from --hf_hub_log_args"),
 )
 
 
@@ -207,7 +209,7 @@ def _translated(err: Exception) -> UsageError | None:
     first = (str(err).strip().splitlines() or [""])[0]
     for kind, pattern, fix in LM_EVAL_ERRORS:
         if isinstance(err, kind) and re.search(pattern, first):
-            return UsageError(f"{first}; {fix}")
+            return UsageError(f"{first.rstrip('.')}; {fix}")
     return None
 
 

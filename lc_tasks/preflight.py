@@ -328,6 +328,20 @@ def read_samples(value: Any) -> Any:
     return data
 
 
+# lm-eval's logging flags -> the package each needs (lm-eval fails on a missing one mid-run)
+LOGGERS = {"wandb_args": "wandb", "trackio_args": "trackio"}
+
+
+def check_loggers(cfg) -> None:
+    """``--wandb_args`` / ``--trackio_args`` need their package installed."""
+    import importlib.util
+
+    for flag, package in LOGGERS.items():
+        if getattr(cfg, flag, None) and importlib.util.find_spec(package) is None:
+            raise UsageError(f"--{flag} needs the {package} package, which is not installed: "
+                             f"pip install {package}, or drop --{flag}")
+
+
 # Switches lc-eval reads from the environment -> (the values they take, what 0 and 1 do).
 # Any other value would be read as one of them silently (LC_EVAL_NATIVE=off means "on").
 SWITCHES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -398,6 +412,7 @@ def check_run(args, include_paths: list[str]) -> list[str]:
     check_fewshot(cfg.num_fewshot, ours)
     check_limit(cfg.limit)
     check_verbosity(cfg.verbosity)
+    check_loggers(cfg)
     check_paths(cfg.output_path, cfg.use_cache, include_paths)
     if ours and (selection := run_once(entries, known, group_members(include_paths))
                  ) is not entries:

@@ -12,6 +12,7 @@ test then reads its case's outcome. A case may set environment variables (a thir
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -194,6 +195,15 @@ CORPUS = {
     "model arg the model does not take": ([*RUN, "--model", "hf", "--model_args",
                                            "pretrained={llama},rope_sclaing=2", *PASSKEY],
                                           "unexpected keyword argument 'rope_sclaing'; the model "),
+    **{f"{flag} without {package}": ([*RUN, *lc_hf(), *PASSKEY, f"--{flag}", "project=x"],
+                                     f"--{flag} needs the {package} package")
+       for flag, package in (("wandb_args", "wandb"), ("trackio_args", "trackio"))
+       if importlib.util.find_spec(package) is None},
+    "push to the hub without a token": ([*RUN, *lc_hf(), *PASSKEY, "--output_path",
+                                         "{folder}/out", "--hf_hub_log_args",
+                                         "hub_results_org=x,push_results_to_hub=True"],
+                                        "set HF_TOKEN, or drop push_results_to_hub",
+                                        {"HF_TOKEN": ""}),
     # a selection lm-eval refuses: two groups sharing tasks (a task beside its group runs once)
     "two groups that share tasks": ([*RUN, *lc_hf(), "--tasks", "lc_suite_1k,lc_ruler_1k"],
                                     "lc_suite_1k and lc_ruler_1k, which share 11 tasks"),

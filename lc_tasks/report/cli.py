@@ -118,8 +118,8 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(f"lc-eval report: {e}") from None
     except OSError as e:  # --out cannot be written
-        raise SystemExit(f"lc-eval report: --out {args.out}: cannot write there ({e.strerror or e}); "
-                         "pass a writable folder") from None
+        raise SystemExit(f"lc-eval report: --out {args.out}: cannot write there "
+                         f"({e.strerror or e}); pass a writable folder") from None
     pngs = sum(p.suffix == ".png" for p in written)
     board = " leaderboard.md/.csv," if any(p.name == "leaderboard.md" for p in written) else ""
     print(
