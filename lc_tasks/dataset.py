@@ -70,6 +70,9 @@ def _cache(spec, seed: int, tokenizer) -> DocCache | None:
         return None
     key = {f.name: getattr(spec, f.name) for f in fields(spec) if f.name != "num_samples"}
     key["params"] = dict(spec.params)
+    key["chat_template_args"] = dict(spec.chat_template_args)
+    if spec.chat_template:  # the template's text: the same tokenizer may carry another one
+        key["chat_template"] = str(tokenizer.chat_template)
     if spec.haystack and spec.haystack not in ("noise", "prose") and not spec.haystack.startswith(
             "hf:"):  # a file: its content, not its path
         key["haystack"] = hashlib.sha256(read_text_file(spec.haystack).encode()).hexdigest()

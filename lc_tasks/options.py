@@ -62,6 +62,11 @@ OPTIONS: dict[str, str] = {
                    "(read-twice prompting; default false)",
     "repeat_context": "every family but ppl: the context appears this many times, the whole "
                       "prompt still sized to the length (default 1)",
+    "chat_template": "every family but ppl: true sizes the prompts for the tokenizer's chat "
+                     "template, the answer prefix starting the assistant turn, as lm-eval's "
+                     "--apply_chat_template sends them (lc-eval run sets it; default false)",
+    "system_instruction": "the system instruction lm-eval's --system_instruction adds, counted "
+                          "in the prompt's size (lc-eval run sets it; default none)",
 }
 MAX_QUERIES = 8  # kvrecall: what max_gen_toks leaves room for
 MAX_DISTRACTORS = 4  # niah_latent: every association kind has this many other targets
@@ -76,7 +81,7 @@ NOT_OPTIONS = frozenset({
     "max_gen_toks", "think_end_token", "enable_thinking", "load_in_8bit", "load_in_4bit",
     "attn_implementation", "device_map", "max_memory_per_gpu", "max_cpu_memory",
     "offload_folder", "gguf_file", "autogptq", "gptqmodel", "truncation", "logits_cache",
-    "softmax_dtype", "mixed_precision_dtype", "prefix_token_id", "tp_plan",
+    "softmax_dtype", "mixed_precision_dtype", "prefix_token_id", "tp_plan", "chat_template_args",
 })
 
 
@@ -110,6 +115,10 @@ class TaskSpec:
     query_first: bool = False  # read-twice: the question before the context too
     repeat_context: int = 1  # read-twice: copies of the context
     gen_toks: int | None = None  # max_gen_toks when not the family's (the copy sweep)
+    chat_template: bool = False  # sized for the tokenizer's chat template (lc_tasks.chat)
+    system_instruction: str | None = None  # lm-eval's --system_instruction, counted in the size
+    # apply_chat_template's extra arguments: hf's chat_template_args and enable_thinking
+    chat_template_args: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def info(self) -> Family:
@@ -247,6 +256,25 @@ def _read_twice(info: Family, options: dict[str, Any]) -> tuple[bool, int]:
     return query_first, repeat
 
 
+def _chat(info: Family, options: dict[str, Any]) -> tuple[bool, str | None, dict]:
+    """The chat options: (chat_template, system_instruction, apply_chat_template's kwargs)."""
+    chat = _bool("chat_template", options.get("chat_template", False))
+    system = options.get("system_instruction")
+    if system is not None and not isinstance(system, str):
+        raise UsageError(f"option system_instruction={system!r} must be a string")
+    if (chat or system) and info.kind == "ppl":
+        raise UsageError(f"lc_{info.name} scores a document's own text, so a chat template or a "
+                         "system instruction does not apply; run it without "
+                         "--apply_chat_template and --system_instruction")
+    extra = options.get("chat_template_args") or {}
+    if not isinstance(extra, dict):
+        raise UsageError(f"model arg chat_template_args={extra!r} must be a JSON object")
+    extra = dict(extra)
+    if options.get("enable_thinking") is not None:  # as lm-eval's hf passes it on
+        extra["enable_thinking"] = _bool("enable_thinking", options["enable_thinking"])
+    return chat, system or None, extra
+
+
 def task_spec(family: str, length: int, *, sweep_pairs: Any = None, sweep_words: Any = None,
               sweep_ops: Any = None, **options: Any) -> TaskSpec:
     """Build and check a ``TaskSpec`` from lm-eval metadata (extra keys ignored).
@@ -272,6 +300,7 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, sweep_words:
             distances = _distances(options["distances"])
     gen_toks = _new_family_params(info, params, options, sweep_words, sweep_ops)
     query_first, repeat = _read_twice(info, options)
+    chat, system, template_args = _chat(info, options)
     haystack = options.get("haystack")
     if haystack is not None and not isinstance(haystack, str):
         raise UsageError(f"option haystack={haystack!r} must be a string: 'noise', 'prose', a "
@@ -292,6 +321,9 @@ def task_spec(family: str, length: int, *, sweep_pairs: Any = None, sweep_words:
         query_first=query_first,
         repeat_context=repeat,
         gen_toks=gen_toks,
+        chat_template=chat,
+        system_instruction=system,
+        chat_template_args=MappingProxyType(template_args),
     )
     if distances is not None:  # the asked pair's depth: that many tokens before the end
         if options.get("depths") is not None:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lc_tasks.chat import PLAIN, Frame
 from lc_tasks.errors import UsageError
 
 __all__ = ["Encoded", "Fit", "SizingError", "TokenCounter", "fit_to_length"]
@@ -49,27 +50,42 @@ class Encoded:
 class TokenCounter:
     """Counts tokens with one tokenizer, exactly as lm-eval's ``hf`` model encodes a context.
 
+    Whole prompts go through the counter's ``frame`` first (``lc_tasks.chat``): a chat template
+    or a system instruction is counted as part of the prompt.
+
     >>> from lc_models.tiny import build_tokenizer
     >>> c = TokenCounter(build_tokenizer("char"))
     >>> c.count("pass key"), c.piece_counts(["ab", " cd", "ab"])
     (8, [2, 3, 2])
     """
 
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any, frame: Frame = PLAIN):
         self.tokenizer = tokenizer
+        self.frame = frame  # how a prompt becomes the model's text (plain or a chat template)
         self.fast = bool(getattr(tokenizer, "is_fast", False))
         self._pieces: dict[str, int] = {}
 
+    def plain(self) -> TokenCounter:
+        """A counter of plain prompts with the same tokenizer (this one, if it is plain)."""
+        if self.frame == PLAIN:
+            return self
+        other = TokenCounter(self.tokenizer)
+        other._pieces = self._pieces
+        return other
+
     def encode(self, text: str) -> Encoded:
-        """Full encode of ``text`` with the tokenizer's default special tokens."""
+        """Full encode of the model's text for the prompt ``text`` (its frame applied), with
+        the tokenizer's default special tokens."""
+        text = self.frame.text(text)
         if self.fast:
             enc = self.tokenizer(text, return_offsets_mapping=True, verbose=False)
             return Encoded(len(enc["input_ids"]), [end for _, end in enc["offset_mapping"]])
         return Encoded(len(self.tokenizer(text, verbose=False)["input_ids"]), None)
 
     def count(self, text: str) -> int:
-        """Number of tokens of ``text`` as a whole prompt (special tokens included)."""
-        return len(self.tokenizer(text, verbose=False)["input_ids"])
+        """Number of tokens of the prompt ``text`` as the model reads it (frame applied,
+        special tokens included)."""
+        return len(self.tokenizer(self.frame.text(text), verbose=False)["input_ids"])
 
     def piece_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text on its own, without special tokens (batched, cached)."""
@@ -84,11 +100,15 @@ class TokenCounter:
         return [self._pieces[t] if t in self._pieces else new[t] for t in texts]
 
     def positions(self, text: str, enc: Encoded, char_offsets: Sequence[int]) -> list[int]:
-        """Index of the token holding each character offset of ``text``."""
+        """Index of the token holding each character offset of the prompt ``text``, in the
+        model's text (``enc`` is its encode; the frame may put text before the prompt)."""
+        shift = self.frame.offset(text)
         if enc.ends is not None:
             # First token that ends after the character: bisect on the sorted ends.
-            return [bisect.bisect_right(enc.ends, c) for c in char_offsets]
-        return [len(self.tokenizer(text[:c], verbose=False)["input_ids"]) for c in char_offsets]
+            return [bisect.bisect_right(enc.ends, shift + c) for c in char_offsets]
+        full = self.frame.text(text)
+        return [len(self.tokenizer(full[:shift + c], verbose=False)["input_ids"])
+                for c in char_offsets]
 
 
 @dataclass

@@ -47,6 +47,8 @@ test_split: test
 # Docs are generated, sized to the model's tokenizer: see lc_tasks/dataset.py.
 custom_dataset: !function lc_tasks.dataset.build
 doc_to_text: input
+# Empty for plain prompts; with chat_template, the answer prefix that starts the assistant turn
+gen_prefix: gen_prefix
 doc_to_target: "{{ outputs | join(', ') }}"
 process_results: !function lc_tasks.scoring.process_results
 metric_list:

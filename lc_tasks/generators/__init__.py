@@ -21,7 +21,7 @@ from the cache gives the docs of one full build.
 >>> [d["depth"] for d in docs], all(d["n_tokens"] + 16 <= 1024 for d in docs)
 ([0.0, 10.0], True)
 >>> sorted(docs[0])
-['depth', 'family', 'index', 'input', 'length', 'n_tokens', 'needle_positions', 'outputs', 'seed']
+['depth', 'family', 'gen_prefix', 'index', 'input', 'length', 'n_tokens', 'needle_positions', 'outputs', 'seed']
 """
 
 from __future__ import annotations
@@ -29,8 +29,20 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from lc_tasks.generators import (copy, cwe, fwe, kvrecall, latent, niah, passkey, ppl, qa,
-                                 statetrack, vt)
+from lc_tasks.chat import Frame, frame_for
+from lc_tasks.generators import (
+    copy,
+    cwe,
+    fwe,
+    kvrecall,
+    latent,
+    niah,
+    passkey,
+    ppl,
+    qa,
+    statetrack,
+    vt,
+)
 from lc_tasks.generators.common import Built, doc_seed
 from lc_tasks.options import TaskSpec
 from lc_tasks.sizing import SizingError, TokenCounter
@@ -39,7 +51,7 @@ __all__ = ["GENERATORS", "VERSION", "generate"]
 
 # Bump when a change to any generator changes its docs: cached docs of other versions are not
 # reused.
-VERSION = 2
+VERSION = 3
 
 # kind -> generator class with .doc(rng, depth) -> Built
 GENERATORS = {
@@ -91,11 +103,14 @@ def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = Fa
     """The docs of one task, sized to ``spec.length`` tokens of ``tokenizer``.
 
     Each doc: ``index, family, length, n_tokens, depth, needle_positions, seed,
-    input, outputs``. ``input`` is the whole prompt lm-eval sends (answer
-    prefix included); ``n_tokens`` its token count with special tokens.
+    input, gen_prefix, outputs``. ``input`` is the whole prompt lm-eval sends (answer
+    prefix included) and ``gen_prefix`` empty; with ``spec.chat_template``, ``input`` is the
+    user turn and ``gen_prefix`` the answer prefix that starts the assistant turn
+    (``lc_tasks.chat``). ``n_tokens`` counts the text the model reads, special tokens and
+    any chat template or system instruction included; ``needle_positions`` index into it.
     ``cache`` (a ``DocCache`` for this spec, seed and tokenizer) serves and keeps docs.
     """
-    counter = TokenCounter(tokenizer)
+    counter = TokenCounter(tokenizer, frame_for(spec, tokenizer))
     gen = GENERATORS[spec.info.kind](spec, counter)
     docs = []
     bar = None
@@ -115,7 +130,7 @@ def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = Fa
             if carried is not None:
                 set_hints(gen, carried)
                 carried = None
-            docs.append(_build(spec, gen, seed, i))
+            docs.append(_framed(_build(spec, gen, seed, i), counter.frame))
             if cache is not None:
                 cache.put(i, docs[-1], hints(gen))
         if bar is not None:
@@ -126,6 +141,13 @@ def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = Fa
     if bar is not None:
         bar.close()
     return docs
+
+
+def _framed(doc: dict, frame: Frame) -> dict:
+    """The doc with ``input`` and ``gen_prefix`` as lm-eval's task config reads them: the
+    plain prompt and "", or the user turn and the answer prefix (``lc_tasks.chat``)."""
+    text, gen_prefix = frame.record(doc["input"])
+    return {**doc, "input": text, "gen_prefix": gen_prefix}
 
 
 def _build(spec: TaskSpec, gen, seed: int, i: int) -> dict:
@@ -147,7 +169,7 @@ def _build(spec: TaskSpec, gen, seed: int, i: int) -> dict:
         "depth": built.depth,
         "needle_positions": built.positions,
         "seed": s,
-        "input": built.prompt,
+        "input": built.prompt,  # with the answer mark; _framed makes it the doc's input
         "outputs": built.outputs,
         **built.extra,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import string
 
+from lc_tasks.chat import ANSWER
 from lc_tasks.generators.common import Built, NeedleFitter, choose_haystack
 from lc_tasks.options import TaskSpec
 from lc_tasks.prompts import split_template
@@ -52,7 +53,8 @@ class Generator:
         self.fitter = NeedleFitter(counter, spec.budget, repeat=spec.repeat_context)
         # Its own fitter: its size differs, so its estimate corrections do too. The solved
         # example stays as RULER writes it (read once, question last) whatever the options.
-        self.example_fitter = NeedleFitter(counter, min(EXAMPLE_TOKENS, spec.budget // 2))
+        # sized as plain text: the example sits inside the prompt, not in a chat turn of its own
+        self.example_fitter = NeedleFitter(counter.plain(), min(EXAMPLE_TOKENS, spec.budget // 2))
         self.choice = choose_haystack(spec, lines=True)
 
     def _needles(self, rng: random.Random, groups) -> list[tuple[float, str]]:
@@ -77,7 +79,8 @@ class Generator:
         ex = chains(rng, 1, ex_hops, name_len=3)
         head, tail = self._prompt_parts(ex[0][1][0].split("= ")[-1], ex_hops + 1)
         ex_fit, _ = self.example_fitter.fit(head, tail, self._needles(rng, ex), self.choice, rng)
-        example = ex_fit.prompt + " " + " ".join(ex[0][0])
+        # the solved example is plain text inside the prompt: its answer mark is a space
+        example = ex_fit.prompt.replace(ANSWER, " ") + " " + " ".join(ex[0][0])
 
         groups = chains(rng, n_chains, hops)
         head, tail = self._prompt_parts(groups[0][1][0].split("= ")[-1], hops + 1,
