@@ -48,8 +48,9 @@ from lc_models.lengths import built_for, learned_positions
 from lc_models.ops import linear
 from lc_models.prefill import feed
 from lc_models.shared_prefix import RiderScores, plan_passes
+from lc_tasks.chat import check_sized
 from lc_tasks.errors import UsageError
-from lc_tasks.tokenizer import UNLIMITED, local_path
+from lc_tasks.tokenizer import UNLIMITED, checkpoint_location, local_path
 
 # A child of lm-eval's logger, so that lm-eval's CLI shows our messages in its format.
 log = logging.getLogger("lm_eval.models.lc_hf")
@@ -86,8 +87,11 @@ class LongContextLM(HFLM):
                                  **kwargs})
         if device is None:
             device = "cuda"
-        if isinstance(pretrained, str):
-            pretrained = local_path(pretrained)  # a bundled model's short name -> its folder
+        if isinstance(pretrained, str):  # a short name -> its folder; a .gguf path -> its
+            pretrained, gguf_file = checkpoint_location(  # folder and gguf_file
+                pretrained, kwargs.pop("gguf_file", None))
+            if gguf_file:
+                kwargs["gguf_file"] = gguf_file
         super().__init__(pretrained=pretrained, device=device, batch_size=args["batch_size"],
                          **kwargs)
         if self.backend != "causal":
@@ -394,6 +398,8 @@ class LongContextLM(HFLM):
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
             max_gen_toks = kwargs.pop("max_gen_toks")
             prompts = {i: self._encode_prompt(requests[i].args[0]) for i in indices}
+            for i, prompt in prompts.items():
+                check_sized(len(prompt), max_gen_toks, getattr(requests[i], "doc", None))
             plans.append((indices, until, max_gen_toks, Sampler.from_gen_kwargs(kwargs), prompts))
         lengths = {i: len(p) + plan[2] for plan in plans for i, p in plan[4].items()}
         self._check_length(list(lengths.values()), "generate_until")

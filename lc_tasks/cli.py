@@ -111,7 +111,7 @@ def _guard_lengths(model: str, allow_truncation: bool) -> None:
     """Check the model against the tasks' lengths once both exist, before any request."""
     import lm_eval.evaluator
 
-    from lc_tasks.preflight import check_lengths
+    from lc_tasks.preflight import check_lengths, guard_requests
 
     evaluate = lm_eval.evaluator.evaluate
 
@@ -121,6 +121,8 @@ def _guard_lengths(model: str, allow_truncation: bool) -> None:
         else:  # the older nested form
             _, tasks = lm_eval.evaluator._handle_back_comp(task_dict)
         check_lengths(lm, list(tasks.values()), model, allow_truncation)
+        if not allow_truncation:
+            guard_requests(lm, model)
         return evaluate(lm, task_dict, *args, **kwargs)
 
     lm_eval.evaluator.evaluate = guarded
@@ -163,6 +165,19 @@ def _build_only_what_runs(args) -> None:
         args.metadata = metadata
 
 
+def _size_for_chat(args) -> None:
+    """``--apply_chat_template`` and ``--system_instruction`` reach our tasks as the options
+    ``chat_template`` and ``system_instruction``, so that they size each prompt as the model
+    will read it (``lc_tasks.chat``). Stock ``lm_eval`` users pass them with ``--metadata``."""
+    metadata = dict(args.metadata or {})
+    if getattr(args, "apply_chat_template", False):
+        metadata.setdefault("chat_template", True)
+    if getattr(args, "system_instruction", None):
+        metadata.setdefault("system_instruction", args.system_instruction)
+    if metadata:
+        args.metadata = metadata
+
+
 def _keep_results(kept: list) -> None:
     """Keep the results lm-eval's run computes, for the table printed after it."""
     import lm_eval
@@ -178,10 +193,13 @@ def _keep_results(kept: list) -> None:
 
 
 def _prepare_run(args, kept: list) -> None:
-    from lc_tasks.preflight import check_run, requested
+    from lc_tasks.preflight import check_run, locate_checkpoint, requested
 
     allow = args.__dict__.pop("allow_truncation", False) or os.environ.get(
         "LC_EVAL_ALLOW_TRUNCATION", "").strip().lower() in ("1", "true")
+    if requested(args.tasks):  # before the checks, which build a task spec from the metadata
+        _size_for_chat(args)
+    args.model_args = locate_checkpoint(args.model_args)
     ours = check_run(args, args.include_path)
     if ours:
         _build_only_what_runs(args)

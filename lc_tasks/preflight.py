@@ -368,17 +368,47 @@ def check_environment(environ: dict[str, str] | None = None) -> None:
     cache_root(environ.get("LC_EVAL_CACHE", ""))
 
 
-def check_pretrained(value: Any) -> None:
+def locate_checkpoint(model_args: dict | None) -> dict | None:
+    """Model args with ``pretrained`` as every lm-eval model loads it: a short name of lc-eval's
+    zoo (``tiny-llama``, ``smollm2-135m-instruct``) becomes its path, a ``.gguf`` path its folder
+    plus ``gguf_file`` (stock ``hf`` takes only that form)."""
+    pretrained = (model_args or {}).get("pretrained")
+    if not isinstance(pretrained, str) or not pretrained:
+        return model_args
+    from lc_tasks.tokenizer import checkpoint_location
+
+    folder, gguf_file = checkpoint_location(pretrained, model_args.get("gguf_file") or None)
+    located = {**model_args, "pretrained": folder}
+    if gguf_file:
+        located["gguf_file"] = gguf_file
+    return located
+
+
+def check_pretrained(value: Any, gguf_file: Any = None) -> None:
     """A checkpoint that cannot be loaded is refused before anything starts."""
     if not isinstance(value, str) or not value:
         return
-    from lc_tasks.tokenizer import local_path
+    from lc_tasks.tokenizer import checkpoint_location
 
-    path = Path(local_path(value)).expanduser()
+    folder, gguf_file = checkpoint_location(value, gguf_file or None)
+    path = Path(folder).expanduser()
+    if gguf_file and path.exists():
+        if not path.is_dir() or not (path / gguf_file).is_file():
+            found = sorted(p.name for p in path.glob("*.gguf")) if path.is_dir() else []
+            raise UsageError(f"gguf_file={gguf_file!r}: no such file in {folder} (its GGUF files: "
+                             f"{', '.join(found[:5]) or 'none'}); pass pretrained=<folder>,"
+                             "gguf_file=<a file in it>, or pretrained=<path of the .gguf file>")
+        return
     if path.exists():
         if path.is_dir() and not any(path.glob("config.json")) and not any(path.glob("*.pth")):
+            found = sorted(p.name for p in path.glob("*.gguf"))
+            if found:
+                raise UsageError(f"pretrained={value!r} holds GGUF files ({', '.join(found[:5])}) "
+                                 "but no config.json; name one with gguf_file=<name>, or pass "
+                                 "pretrained=<path of the .gguf file>")
             raise UsageError(f"pretrained={value!r} is a folder but not a model (no config.json "
-                             "or .pth in it); pass a checkpoint folder, a .pth file or a hub id")
+                             "or .pth in it); pass a checkpoint folder, a .pth or .gguf file or a "
+                             "hub id")
         return
     if not _REPO_ID.match(value):
         raise UsageError(f"pretrained={value!r}: no such file or folder; pass an existing "
@@ -386,7 +416,7 @@ def check_pretrained(value: Any) -> None:
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(value, "config.json"), str):
+        if not isinstance(try_to_load_from_cache(value, gguf_file or "config.json"), str):
             raise UsageError(f"pretrained={value!r} is not a local path, and the hub is offline "
                              "(HF_HUB_OFFLINE=1) with no cached copy of it; download it first or "
                              "pass a local folder")
@@ -428,7 +458,7 @@ def check_run(args, include_paths: list[str]) -> list[str]:
         check_model_args({**model_args, "batch_size": cfg.batch_size, **explicit})
         if cfg.gen_kwargs:
             check_gen_kwargs(cfg.gen_kwargs)
-    check_pretrained(model_args.get("pretrained"))
+    check_pretrained(model_args.get("pretrained"), model_args.get("gguf_file"))
     pairs = family_lengths(ours)
     if not pairs:
         return ours
@@ -474,3 +504,53 @@ def check_lengths(lm, tasks: list, model: str = "the model", allow_truncation: b
             f"model. Use --model lc_hf (it never truncates), or --model_args max_length={length} "
             "if the model takes that many positions, or --allow_truncation to measure "
             "truncation on purpose")
+
+
+def guard_requests(lm, model: str = "the model") -> None:
+    """Refuse a run in which any request, as lm-eval built it (chat template, system
+    instruction, few-shot examples included), would pass the model's ``max_length``.
+
+    lm-eval's ``hf`` left-truncates such a request with one log line and scores the rest;
+    here each request method of the model first measures every request it is handed (all of
+    one type at once, before any runs) with the model's own tokenization. ``lc_hf``, which never
+    truncates and refuses on its own, and models without ``hf``'s tokenization are left alone.
+    """
+    inner = getattr(lm, "lm", lm)  # CachingLM (--use_cache) wraps the model
+    limit = getattr(inner, "max_length", None)
+    if (not isinstance(limit, int) or hasattr(inner, "limit_reason")
+            or not hasattr(inner, "tok_batch_encode") or not hasattr(inner, "_encode_pair")):
+        return
+    from lm_eval.models.utils import normalize_gen_kwargs
+
+    def generate_tokens(req) -> tuple[int, int, str]:
+        kwargs = normalize_gen_kwargs(dict(req.args[1]), inner.max_gen_toks)
+        tokens = inner.tok_batch_encode([req.args[0]])[0].shape[1]
+        return tokens, limit - kwargs["max_gen_toks"], f" + {kwargs['max_gen_toks']} to generate"
+
+    def loglikelihood_tokens(req) -> tuple[int, int, str]:
+        context, continuation = req.args[:2]
+        if not context:  # lm-eval scores it after the end-of-text token
+            return 1 + len(inner.tok_encode(continuation)), limit + 1, ""
+        context, continuation = inner._encode_pair(context, continuation)
+        return len(context) + len(continuation), limit + 1, ""  # hf scores max_length + 1
+
+    for name, measure in (("generate_until", generate_tokens),
+                          ("loglikelihood", loglikelihood_tokens)):
+        setattr(inner, name, _measured(getattr(inner, name), measure, limit, model))
+
+
+def _measured(method, measure, limit: int, model: str):
+    """``method`` (a model's request method), refusing first any request that would not fit."""
+    def run(requests, *args, **kwargs):
+        for req in requests:
+            tokens, room, extra = measure(req)
+            if tokens > room:
+                raise UsageError(
+                    f"{getattr(req, 'task_name', None) or 'a task'}: a request of {tokens} tokens"
+                    f"{extra}, as lm-eval builds it, passes {model}'s max_length={limit}: it would "
+                    "be cut from the left, and the score would measure the cut. Use --model lc_hf "
+                    "(it never truncates), or --model_args max_length=<more> if the model takes "
+                    "that many positions, or --allow_truncation to measure truncation on purpose")
+        return method(requests, *args, **kwargs)
+
+    return run

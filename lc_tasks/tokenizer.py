@@ -16,11 +16,13 @@ True
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from lc_tasks.errors import UsageError
 
-__all__ = ["MissingTokenizer", "load_tokenizer", "resolve_tokenizer", "tokenizer_name"]
+__all__ = ["MissingTokenizer", "checkpoint_location", "load_tokenizer", "resolve_tokenizer",
+           "tokenizer_name"]
 
 TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
 UNLIMITED = int(1e30)  # transformers' own "no limit" model_max_length
@@ -54,22 +56,48 @@ def local_path(name: str) -> str:
     """Where a short model name points. The one place for bundled-model lookup.
 
     Short names of bundled models (``lc_models.zoo``, e.g. ``tiny-llama``) map
-    to their folders; any other name (hub id or path) is returned unchanged.
+    to their folders, those of installed real models (``smollm2-135m-instruct``) to their
+    GGUF files; any other name (hub id or path) is returned unchanged.
     """
     zoo = _plugin("lc_models.zoo")
     return zoo.resolve(name) if zoo else name
 
 
+def checkpoint_location(pretrained: str, gguf_file: str | None = None
+                        ) -> tuple[str, str | None]:
+    """``(folder or hub id, GGUF file name or None)`` for a ``pretrained`` value and its
+    ``gguf_file``: a short name resolved (``local_path``), and the path of a ``.gguf`` file
+    split into its folder and file name, the form transformers loads
+    (``from_pretrained(folder, gguf_file=name)``).
+
+    >>> import tempfile, pathlib
+    >>> folder = tempfile.mkdtemp(); _ = pathlib.Path(folder, "m.Q4.gguf").write_bytes(b"")
+    >>> checkpoint_location(f"{folder}/m.Q4.gguf") == (folder, "m.Q4.gguf")
+    True
+    >>> checkpoint_location("org/model", "m.gguf")
+    ('org/model', 'm.gguf')
+    """
+    path = local_path(pretrained) if isinstance(pretrained, str) else pretrained
+    if gguf_file is None and isinstance(path, str) and path.lower().endswith(".gguf"):
+        file = Path(path).expanduser()
+        if file.is_file():
+            return str(file.parent), file.name
+    return path, gguf_file
+
+
 @lru_cache(maxsize=8)
-def load_tokenizer(name: str, trust_remote_code: bool = False):
-    """``AutoTokenizer.from_pretrained`` for a hub id, a local folder or a short name."""
+def load_tokenizer(name: str, trust_remote_code: bool = False, gguf_file: str | None = None):
+    """``AutoTokenizer.from_pretrained`` for a hub id, a local folder, a short name or a GGUF
+    checkpoint (a ``.gguf`` path, or a folder with ``gguf_file``: its own tokenizer)."""
     from transformers import AutoTokenizer
 
     models = _plugin("lc_models.models")
+    folder, gguf_file = checkpoint_location(name, gguf_file)
     try:
-        special = models.special_tokenizer(local_path(name)) if models else None
-        tok = special or AutoTokenizer.from_pretrained(local_path(name),
-                                                       trust_remote_code=trust_remote_code)
+        special = models.special_tokenizer(folder) if models and not gguf_file else None
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        tok = special or AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code,
+                                                       **extra)
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UsageError(f"cannot load tokenizer {name!r} to size the lc-eval tasks ({reason}); "
@@ -100,8 +128,12 @@ def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
     lc_passkey_1k sizes its prompts with the model's tokenizer: pass --model_args pretrained=<model> (or tokenizer=<name or path>), or --metadata '{"tokenizer": "<name or path>"}'
     """
     name = tokenizer_name(options)
+    gguf_file = None
     if name is not None and not options.get("tokenizer") and name == options.get("pretrained"):
-        name = _native_default(name)
+        # as lm-eval's hf: a GGUF checkpoint's own tokenizer, unless tokenizer= names another
+        name, gguf_file = checkpoint_location(name, options.get("gguf_file") or None)
+        if gguf_file is None:
+            name = _native_default(name)
     if name is None:
         raise MissingTokenizer(
             f"{task} sizes its prompts with the model's tokenizer: pass --model_args "
@@ -109,4 +141,4 @@ def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):
             "'{\"tokenizer\": \"<name or path>\"}'"
         )
     trust = str(options.get("trust_remote_code", False)).lower() in ("1", "true", "yes")
-    return load_tokenizer(name, trust)
+    return load_tokenizer(name, trust, gguf_file)
