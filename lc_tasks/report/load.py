@@ -110,13 +110,16 @@ def load_run(path: Path) -> Run:
 
 
 def read_variant(configs: dict[str, Any]) -> str:
-    """How a run's prompts were read, from its tasks' metadata (the read-twice options, and
-    lc_niah_latent's literal control).
+    """How a run's prompts were read, from its tasks' metadata (the read-twice options,
+    lc_niah_latent's literal control, and a chat template or system instruction).
 
     >>> read_variant({"lc_passkey_1k": {"metadata": {"query_first": True, "repeat_context": 2}}})
     'query first, context x2'
     >>> read_variant({"lc_niah_latent_1k": {"metadata": {"literal": "true"}}})
     'literal'
+    >>> read_variant({"lc_passkey_1k": {"metadata": {"chat_template": True,
+    ...                                                "system_instruction": "Be brief."}}})
+    'chat template, system instruction'
     >>> read_variant({"lc_passkey_1k": {"metadata": {"version": 1.0}}})
     ''
     """
@@ -128,8 +131,11 @@ def read_variant(configs: dict[str, Any]) -> str:
         except (TypeError, ValueError):
             repeat = 1
         literal = str(meta.get("literal", "")).lower() in ("true", "1")  # niah_latent's control
+        chat = str(meta.get("chat_template", "")).lower() in ("true", "1")
+        system = bool(meta.get("system_instruction"))
         parts = (["query first"] * query_first + [f"context x{repeat}"] * (repeat > 1)
-                 + ["literal"] * literal)
+                 + ["literal"] * literal + ["chat template"] * chat
+                 + ["system instruction"] * system)
         if parts:
             return ", ".join(parts)
     return ""
