@@ -81,7 +81,8 @@ def load_run(path: Path) -> Run:
     config = data.get("config") or {}
     model_args = _parse_model_args(config.get("model_args"))
     model_name = (
-        data.get("model_name")
+        (model_args.get("gguf_file") and _name_from_args(model_args))  # lm-eval names the folder
+        or data.get("model_name")
         or _name_from_args(model_args)
         or str(config.get("model") or path.parent.name)
     )
@@ -200,9 +201,16 @@ def _parse_model_args(raw: Any) -> dict[str, Any]:
 
 
 def _name_from_args(model_args: dict[str, Any]) -> str | None:
+    """The recorded model name: a GGUF checkpoint is named by its file.
+
+    >>> _name_from_args({"pretrained": "/m/smollm2", "gguf_file": "SmolLM2.Q4_1.gguf"})
+    '/m/smollm2/SmolLM2.Q4_1.gguf'
+    """
     # lm-eval's own order (GeneralConfigTracker._get_model_name): adapters before bases.
     for key in ("peft", "delta", "pretrained", "model", "path", "engine"):
         if model_args.get(key):
+            if key == "pretrained" and model_args.get("gguf_file"):
+                return f"{str(model_args[key]).rstrip('/')}/{model_args['gguf_file']}"
             return str(model_args[key])
     return None
 

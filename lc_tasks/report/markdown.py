@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from datetime import datetime, timezone
 
+from lc_tasks.report import beyond as beyond_literal
 from lc_tasks.report.build import ModelReport, Report
 from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
-from lc_tasks.report import beyond as beyond_literal
 from lc_tasks.report.state_study import format_bytes
 
 MISSING = "-"

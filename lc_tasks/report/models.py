@@ -108,6 +108,9 @@ def training_length(run: Run, override: int | None = None) -> TrainingLength:
 
 
 def _local_config(run: Run) -> dict | None:
+    gguf = _gguf_config(run.model_args)
+    if gguf is not None:
+        return gguf
     for key in ("pretrained", "path", "model"):
         value = run.model_args.get(key)
         if not isinstance(value, str) or not value:
@@ -119,6 +122,24 @@ def _local_config(run: Run) -> dict | None:
             except (OSError, ValueError):
                 return None
     return None
+
+
+def _gguf_config(model_args: dict) -> dict | None:
+    """The config of a local GGUF checkpoint (read from the file's metadata), else None."""
+    from lc_tasks.tokenizer import checkpoint_location
+
+    pretrained = model_args.get("pretrained")
+    if not isinstance(pretrained, str) or not pretrained:
+        return None
+    folder, gguf_file = checkpoint_location(pretrained, model_args.get("gguf_file") or None)
+    if not gguf_file or not Path(folder, gguf_file).is_file():
+        return None
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(folder, gguf_file=gguf_file).to_dict()
+    except Exception:  # noqa: BLE001  an unreadable file: the training length is unknown
+        return None
 
 
 def _basename(name: str) -> str:
