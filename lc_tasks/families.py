@@ -111,7 +111,9 @@ _ROWS = [
     Family("copy", "copy", None,
            "copying: a passage of copy_words random words in noise, to repeat word for word "
            "(Jelassi et al. 2024, Repeat After Me)",
-           max_gen_toks=copy_gen_toks(64), until=("\n",), haystack="noise",
+           # no stop string: a model may start its answer on a new line (scored: the first
+           # non-empty line), so "\n" would stop it before the passage
+           max_gen_toks=copy_gen_toks(64), until=(), haystack="noise",
            params=MappingProxyType({"copy_words": 64})),
     Family("niah_latent", "latent", None,
            "a needle with no literal overlap: the question names what a character's fact "
