@@ -81,15 +81,19 @@ def _words(text: str) -> list[str]:
 def copy_prefix(prediction: str, passage: str) -> tuple[float, float]:
     """``(fraction of the passage's words reproduced in order before the first error, exact
     match)`` of the output's first non-empty line (models often start on a new line, and
-    copy tasks do not stop at one), ignoring case and punctuation; words past the passage
-    spoil only the exact match.
+    copy tasks do not stop at one), without a leading "Passage:" label, ignoring case and
+    punctuation; words past the passage spoil only the exact match.
 
     >>> copy_prefix("Red fox, ran far.", "red fox ran"), copy_prefix("fox ran", "red fox ran")
     ((1.0, 0.0), (0.0, 0.0))
     >>> copy_prefix("\\n Red fox ran.\\nThat is all.", "red fox ran")
     (1.0, 1.0)
+    >>> copy_prefix("Passage: red fox ran", "red fox ran")
+    (1.0, 1.0)
     """
     prediction = next((line for line in prediction.splitlines() if line.strip()), "")
+    # the passage's line in the context starts with this label; a copy of the line may too
+    prediction = re.sub(r"^\s*passage\s*:", "", prediction, flags=re.IGNORECASE)
     want, got = _words(passage), _words(clean(prediction))
     run = 0
     while run < min(len(want), len(got)) and want[run] == got[run]:
