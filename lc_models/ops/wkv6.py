@@ -56,13 +56,7 @@ def _check(r, k, v, log_w, u, initial_state):
             raise ValueError(f"{name} has shape {tuple(t.shape)}; r has {tuple(r.shape)}")
     if tuple(u.shape) != (heads, n):
         raise ValueError(f"u must have shape {(heads, n)}, got {tuple(u.shape)}")
-    shape = (batch, heads, n, n)
-    if initial_state is None:
-        return torch.zeros(shape, dtype=torch.float32, device=r.device)
-    if tuple(initial_state.shape) != shape:
-        raise ValueError(f"initial_state must have shape {shape}, got "
-                         f"{tuple(initial_state.shape)}")
-    return initial_state.float().clone()
+    return start_state(initial_state, (batch, heads, n, n), r.device)
 
 
 def wkv6_ref(r, k, v, log_w, u, initial_state=None, output_final_state=True):
@@ -149,3 +143,14 @@ def _block(r, k, v, log_w, u, S):
     o = o + (r * a_excl.float().exp()) @ states[:, :, :K]  # what each token reads of the state
     o = o.permute(0, 2, 3, 1, 4).reshape(batch, K * T, heads, n)[:, :L]
     return o, states[:, :, K].contiguous()
+
+
+def start_state(initial_state, shape: tuple[int, ...], device) -> torch.Tensor:
+    """The fp32 WKV state a scan starts from: zeros, or a checked copy of ``initial_state``
+    (``shape``: (batch, heads, n, n)). Shared by the WKV6 and WKV7 ops."""
+    if initial_state is None:
+        return torch.zeros(shape, dtype=torch.float32, device=device)
+    if tuple(initial_state.shape) != shape:
+        raise ValueError(f"initial_state must have shape {shape}, got "
+                         f"{tuple(initial_state.shape)}")
+    return initial_state.float().clone()

@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 
 from lc_models.ops import native
+from lc_models.ops.wkv6 import start_state
 
 BACKENDS = native.CPU_BACKENDS
 
@@ -49,13 +50,7 @@ def _check(r, log_w, k, v, a, b, initial_state):
     for name, t in (("log_w", log_w), ("k", k), ("v", v), ("a", a), ("b", b)):
         if t.shape != r.shape:
             raise ValueError(f"{name} has shape {tuple(t.shape)}; r has {tuple(r.shape)}")
-    shape = (batch, heads, n, n)
-    if initial_state is None:
-        return torch.zeros(shape, dtype=torch.float32, device=r.device)
-    if tuple(initial_state.shape) != shape:
-        raise ValueError(f"initial_state must have shape {shape}, got "
-                         f"{tuple(initial_state.shape)}")
-    return initial_state.float().clone()
+    return start_state(initial_state, (batch, heads, n, n), r.device)
 
 
 def _step(S, r, w, k, v, a, b):
