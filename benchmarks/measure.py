@@ -11,7 +11,8 @@ Run by ``bench_prefill.py``, one process per measurement, so that the peak RSS i
 MODEL is an lm-eval model name (``hf``, ``lc_hf``), or ``rwkv_pkg``: BlinkDL's ``rwkv``
 package (``RWKV(..., "cpu fp32")``) on a native RWKV-6 or RWKV-7 ``.pth`` (``RWKV_V7_ON=1`` set
 for x070 files before it is imported), the same request scored from its state (loglikelihood
-only). ``--model_args`` adds to an lm-eval model's arguments.
+only). ``--model_args`` adds to an lm-eval model's arguments. PATH may be a real model's
+``.gguf`` file; its requests are then measured with its own tokenizer.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from configs import build_checkpoint, loglikelihood_request, passkey_prompt
+from roofline import attention_flops
 
 WARMUP_TOKENS = 256
 
@@ -71,7 +73,11 @@ def load_lm(model: str, path: str, n_tokens: int, model_args: str):
 
     import lc_models  # noqa: F401  (registers lc_hf)
 
-    args = f"pretrained={path},device=cpu,dtype=float32"
+    where = Path(path)
+    if where.suffix == ".gguf":  # a real model: stock hf's form for a GGUF checkpoint
+        args = f"pretrained={where.parent},gguf_file={where.name},device=cpu,dtype=float32"
+    else:
+        args = f"pretrained={path},device=cpu,dtype=float32"
     if (Path(path) / "tokenizer").is_dir():  # a native checkpoint, saved with the char tokenizer
         args += f",tokenizer={Path(path) / 'tokenizer'}"
     if model == "hf":  # stock hf would left-truncate at the config's length otherwise
@@ -146,11 +152,13 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
     import torch
     from lm_eval.api.instance import Instance
 
+    tok = None  # the char tokenizer: n characters are n tokens
+
     def request(n):
         if mode == "loglikelihood":
-            return Instance("loglikelihood", {}, loglikelihood_request(n), 0)
+            return Instance("loglikelihood", {}, loglikelihood_request(n, tokenizer=tok), 0)
         gen = {"until": ["\n"], "max_gen_toks": 8, "do_sample": False}
-        return Instance("generate_until", {}, (passkey_prompt(n), gen), 0)
+        return Instance("generate_until", {}, (passkey_prompt(n, tokenizer=tok), gen), 0)
 
     def call(lm, inst):
         fn = lm.loglikelihood if mode == "loglikelihood" else lm.generate_until
@@ -166,6 +174,8 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         lm = RwkvPackage(path)
     else:
         lm = load_lm(model, path, n_tokens, model_args)
+        if Path(path).suffix == ".gguf":  # a real tokenizer: requests measured with it
+            tok = lm.tokenizer
     load_s = time.perf_counter() - start
     call(lm, request(WARMUP_TOKENS))  # one-time costs: thread pools, kernel builds
     rss_before = peak_rss_mb()
@@ -183,6 +193,7 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         **dict(zip(("params", "params_nonembedding"),
                    lm.n_params() if model == "rwkv_pkg" else n_params(lm))),
         "threads": torch.get_num_threads(), "result": repr(out[0])[:80],
+        "attn_flops": 0.0 if model == "rwkv_pkg" else attention_flops(lm.model.config, n_tokens),
         **({"cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if cuda else {}),
         **({"loglikelihood": float(out[0][0])} if mode == "loglikelihood" else {}),
         **(_footprint(lm) if model == "lc_hf" else {}),

