@@ -103,6 +103,10 @@ class LongContextLM(HFLM):
         self._positions_warned = False
         self._use_accelerate_ranks()
         self.runner = runner_for(self.model, verify=args["verify"])
+        if (self.model.dtype == torch.bfloat16 and self.device.type == "cpu"
+                and not linear.cpu_has_bf16()):
+            log.warning("lc_hf: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so "
+                        "dtype=bfloat16 is emulated and slower than float32; use dtype=float32")
 
     def _use_accelerate_ranks(self) -> None:
         """Data parallelism under ``accelerate launch`` on any device.

@@ -213,3 +213,22 @@ def test_the_static_list_of_hf_model_args_is_lm_evals_own():
     from lc_models.args import HF_ARGS
 
     assert set(inspect.signature(HFLM.__init__).parameters) - {"self", "kwargs"} == HF_ARGS
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_once(tiny_model, caplog, monkeypatch,
+                                                                 has_bf16):
+    from lc_models.ops import linear
+
+    monkeypatch.setattr(linear, "cpu_has_bf16", lambda: has_bf16)
+    logger = logging.getLogger("lm_eval.models.lc_hf")
+    logger.addHandler(caplog.handler)  # lm-eval's logger may not propagate to the root
+    try:
+        LongContextLM(pretrained=str(tiny_model("llama")), dtype="bfloat16", device="cpu")
+        LongContextLM(pretrained=str(tiny_model("llama")), dtype="float32", device="cpu")
+    finally:
+        logger.removeHandler(caplog.handler)
+    notes = {id(r) for r in caplog.records if "no bf16 instructions" in r.message}
+    assert len(notes) == (0 if has_bf16 else 1)
+    assert all("use dtype=float32" in r.message for r in caplog.records
+               if "no bf16 instructions" in r.message)

@@ -77,6 +77,16 @@ def fast_backend() -> str:
     return "onednn"
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX tiles). Without
+    either, torch emulates bf16 GEMMs with fp32 arithmetic plus conversions, slower than
+    fp32. True where torch cannot tell (older builds): no warning is better than a wrong one."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return True
+
+
 def _amd_with_avx512() -> bool:
     """Whether /proc/cpuinfo names an AMD CPU with AVX-512 (False where it cannot be read)."""
     try:
