@@ -17,6 +17,10 @@ synchronously, so a timer is the op's own time. Results go to ``<out>/profile.js
 ``profile.md``; the Markdown is also printed::
 
     python benchmarks/profile_prefill.py --configs mamba2,llama --lengths 2048,4096
+    python benchmarks/profile_prefill.py --configs smollm2 --lengths 4096 --model-args dtype=bfloat16
+
+The roofline shares are the weights-only one and the full one (attention's FLOPs added,
+``roofline.py``), both from the fp32 GEMM rate.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_prefill import child, finish, loadavg, machine
-from configs import CONFIGS, NATIVE, build_checkpoint, description, loglikelihood_request
+from configs import CONFIGS, NATIVE, REAL, build_checkpoint, description, loglikelihood_request
+from roofline import attention_flops
 
 CATEGORIES = ("gemm", "scan", "attention", "conv", "norm", "other")
 # (module, function name) -> category: functions looked up by name at call time
@@ -98,21 +103,25 @@ def instrument(model, timers: Timers) -> None:
         mapping[key] = timers.wrap("attention", fn)
 
 
-def profile(name: str, lengths: list[int], out: Path, chunk_size: int, repeat: int) -> list[dict]:
+def profile(name: str, lengths: list[int], out: Path, chunk_size: int, repeat: int,
+            model_args: str = "") -> list[dict]:
     """Profile one config's lc_hf prefill at each length (in this process); of ``repeat`` runs
-    per length the fastest is kept (a shared machine slows some runs, never speeds one up)."""
+    per length the fastest is kept (a shared machine slows some runs, never speeds one up).
+    ``model_args`` adds to lc_hf's (e.g. ``dtype=bfloat16``)."""
     import torch
     from lm_eval.api.instance import Instance
     from measure import WARMUP_TOKENS, load_lm, n_params
 
     path = build_checkpoint(name, out / "ckpt" / name)
-    lm = load_lm("lc_hf", str(path), max(lengths), f"chunk_size={chunk_size}")
+    extra = ",".join(x for x in (f"chunk_size={chunk_size}", model_args) if x)
+    lm = load_lm("lc_hf", str(path), max(lengths), extra)
+    tok = lm.tokenizer if name in REAL else None  # the char tokenizer: characters are tokens
     timers = Timers()
     instrument(lm.model, timers)
     params = n_params(lm)[1]
 
     def request(n):
-        return Instance("loglikelihood", {}, loglikelihood_request(n), 0)
+        return Instance("loglikelihood", {}, loglikelihood_request(n, tokenizer=tok), 0)
 
     lm.loglikelihood([request(WARMUP_TOKENS)], disable_tqdm=True)
     rows = []
@@ -129,6 +138,8 @@ def profile(name: str, lengths: list[int], out: Path, chunk_size: int, repeat: i
         rows.append({"tokens": n, "total_s": total, "tokens_per_s": n / total,
                      "all_tokens_per_s": [n / run[0] for run in runs], "seconds": seconds,
                      "params_nonembedding": params, "threads": torch.get_num_threads(),
+                     "attn_flops": attention_flops(lm.model.config, n),
+                     "dtype": str(lm.model.dtype).removeprefix("torch."),
                      "loadavg": loadavg()})
         print(f"  {name} {n}: {n / total:.0f} tok/s, "
               + ", ".join(f"{c} {s / total:.0%}" for c, s in seconds.items())
@@ -145,26 +156,31 @@ def markdown(results: dict) -> str:
             f"fp32; GEMM {gemm:.0f} GFLOP/s{each}; chunk_size {results['chunk_size']}; load average "
             f"{results['load_start']} at start, {results['load_end']} at end.")
     lines = [head, "", "Share of one loglikelihood request's wall time (lc_hf).", "",
-             "| config | tokens | tok/s | roofline share | "
-             + " | ".join(CATEGORIES) + " |", "|" + " --- |" * (4 + len(CATEGORIES))]
+             "| config | dtype | tokens | tok/s | roofline share | full roofline share | "
+             + " | ".join(CATEGORIES) + " |", "|" + " --- |" * (6 + len(CATEGORIES))]
     for name, rows in results["configs"].items():
         for r in rows:
-            roof = gemm * 1e9 / (2 * r["params_nonembedding"])
+            weights = 2 * r["params_nonembedding"] * r["tokens"]  # FLOPs of one request
+            roof = gemm * 1e9 * r["tokens"] / weights
+            full = gemm * 1e9 * r["tokens"] / (weights + r.get("attn_flops", 0.0))
             shares = [f"{r['seconds'][c] / r['total_s']:.0%}" for c in CATEGORIES]
-            lines.append(f"| {name} | {r['tokens']} | {r['tokens_per_s']:.0f} | "
-                         f"{r['tokens_per_s'] / roof:.0%} | " + " | ".join(shares) + " |")
+            lines.append(f"| {name} | {r.get('dtype', 'float32')} | {r['tokens']} | "
+                         f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / roof:.0%} | "
+                         f"{r['tokens_per_s'] / full:.0%} | " + " | ".join(shares) + " |")
     lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    names = [*CONFIGS, *NATIVE]
+    names = [*CONFIGS, *NATIVE, *REAL]
     p.add_argument("--configs", default="mamba,mamba2,llama",
                    help="comma list of " + ",".join(names))
     p.add_argument("--lengths", default="2048,4096")
     p.add_argument("--chunk-size", type=int, default=1024, help="lc_hf's chunk_size")
     p.add_argument("--repeat", type=int, default=1, help="runs per length; the fastest is kept")
+    p.add_argument("--model-args", default="", help="extra model_args for lc_hf, e.g. "
+                   "dtype=bfloat16")
     p.add_argument("--out", type=Path, default=HERE / "out")
     opts = p.parse_args(argv)
     lengths = sorted(int(x) for x in opts.lengths.split(","))
@@ -176,7 +192,7 @@ def main(argv=None) -> None:
             raise SystemExit(f"unknown config {name!r}; choose from {', '.join(names)}")
         print(f"{name}: {description(name)}", file=sys.stderr, flush=True)
         results["configs"][name] = profile(name, lengths, opts.out, opts.chunk_size,
-                                            opts.repeat)
+                                            opts.repeat, opts.model_args)
     finish(results, opts.out, "profile", markdown)
 
 

@@ -170,3 +170,26 @@ def test_a_real_model_is_measured_from_its_gguf_file_on_both_models():
     # 30 full layers of 9 heads of 64 over 300 causal tokens
     assert hf["attn_flops"] == lc["attn_flops"] == 30 * 4 * 9 * 64 * (300 * 301 // 2)
     assert 100e6 < lc["params_nonembedding"] < lc["params"]
+
+
+def test_profile_table_shows_dtype_and_both_rooflines():
+    import profile_prefill
+
+    # 1000 FLOP/s; weights 2 x 8 FLOP per token, attention 16 FLOP per token at 100 tokens
+    row = {"tokens": 100, "total_s": 10.0, "tokens_per_s": 10.0, "params_nonembedding": 8,
+           "attn_flops": 1600.0, "dtype": "bfloat16",
+           "seconds": dict.fromkeys(profile_prefill.CATEGORIES, 2.0)}
+    results = {"machine": {}, "gemm": {"gemm_gflops": 1e-6}, "chunk_size": 64,
+               "load_start": "0", "load_end": "0", "configs": {"smollm2": [row]}}
+    text = profile_prefill.markdown(results)
+    # roofline 62.5 tok/s (weights only) and 31.25 (full): 10 tok/s is 16% and 32% of them
+    assert "| smollm2 | bfloat16 | 100 | 10 | 16% | 32% | 20% |" in text
+
+
+@needs_smollm2
+def test_profile_runs_a_real_model_at_its_dtype(tmp_path):
+    import profile_prefill
+
+    (row,) = profile_prefill.profile("smollm2", [256], tmp_path, 128, 1, "dtype=bfloat16")
+    assert row["dtype"] == "bfloat16" and row["attn_flops"] > 0
+    assert row["seconds"]["gemm"] > 0 and row["seconds"]["attention"] > 0
