@@ -1,6 +1,7 @@
 """Prefill speed and memory: lm-eval's stock ``hf`` against our ``lc_hf``, side by side.
 
-On one machine, in one process tree, for each model config (random weights, built locally):
+On one machine, in one process tree, for each model config (random weights built locally, or
+a real model's GGUF weights from an installed package: ``smollm2``, ``gemma3``):
 
 * the machine's own fp32 GEMM rate (the faster of torch's default GEMM and oneDNN's), which
   with 2 x (params outside the embedding and the output head) FLOPs per token gives the
@@ -15,7 +16,7 @@ A measurement whose memory or time, extrapolated from the shorter lengths, would
 ``--mem-limit-gb`` or ``--max-seconds`` is reported as skipped, as are longer lengths after it.
 Results go to ``<out>/prefill.json`` and ``<out>/prefill.md``; the Markdown is also printed.
 
-    python benchmarks/bench_prefill.py                          # everything (about an hour)
+    python benchmarks/bench_prefill.py                          # every random-weight config (over an hour)
     python benchmarks/bench_prefill.py --configs mamba --lengths 2048,4096 --no-passkey
 """
 
@@ -101,6 +102,7 @@ def sweep(mode, model, path, lengths, opts) -> list[dict]:
                 skip_reason = f"predicted {secs:.0f} s > {opts.max_seconds:.0f} s"
         if skip_reason is not None:
             points.append({"tokens": length, "skipped": skip_reason})
+            skip_reason = "a shorter length was skipped"
             continue
         name, _, extra = model.partition(":")  # e.g. "lc_hf:dtype=bfloat16"
         if name == "lc_hf" and opts.lc_model_args:
@@ -276,7 +278,9 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     names = [*CONFIGS, *NATIVE, *REAL]
-    p.add_argument("--configs", default=",".join(names), help="comma list of " + ",".join(names))
+    p.add_argument("--configs", default=",".join([*CONFIGS, *NATIVE]),
+                   help="comma list of " + ",".join(names) + " (default: all but the real "
+                   "models, which need their packages)")
     p.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)))
     p.add_argument("--models", default=None,
                    help="lm-eval model names, baseline first; NAME:ARGS adds model_args, e.g. "

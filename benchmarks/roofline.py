@@ -42,10 +42,11 @@ def attention_layers(config: Any) -> list[tuple[int, int, int | None]]:
         return [(heads, head_dim, window) for kind in kinds if kind == "attention"]
     window = _get(config, "sliding_window")
     types = _get(config, "layer_types")
-    if types:  # Gemma-3, Qwen-2 and others: "sliding_attention" / "full_attention" per layer
-        return [(heads, head_dim, window if kind == "sliding_attention" else None)
-                for kind in types if kind.endswith("attention")]
-    return [(heads, head_dim, window)] * layers
+    if types:  # Gemma-3, Qwen-2 and others: a kind per layer; linear attention is no softmax
+        windows = {"full_attention": None, "sliding_attention": window,
+                   "chunked_attention": _get(config, "attention_chunk_size")}
+        return [(heads, head_dim, windows[kind]) for kind in types if kind in windows]
+    return [(heads, head_dim, window)] * layers  # every layer (hybrids need layer_types)
 
 
 def visible_pairs(tokens: int, window: int | None) -> int:

@@ -61,9 +61,11 @@ def test_sweep_skips_what_extrapolates_past_the_memory_limit(monkeypatch):
 
     monkeypatch.setattr(bench_prefill, "child", child)
     opts = SimpleNamespace(mem_limit_gb=5.0, max_seconds=1e9, repeat=1, lc_model_args="")
-    points = bench_prefill.sweep("loglikelihood", "hf", "ckpt", [1000, 2000, 4000, 8000], opts)
+    points = bench_prefill.sweep("loglikelihood", "hf", "ckpt", [1000, 2000, 4000, 8000, 16000],
+                                 opts)
     assert calls == [1000, 2000, 4000], "8000 tokens should not have been run"
-    assert "predicted 8 GB > 5 GB" in points[-1]["skipped"]
+    assert "predicted 8 GB > 5 GB" in points[-2]["skipped"]
+    assert points[-1]["skipped"] == "a shorter length was skipped"  # not 8000's prediction
 
 
 def test_markdown_reports_speedup_roofline_and_skips():
@@ -131,6 +133,9 @@ def test_attention_flops_count_each_visible_pair_once():
                             sliding_window=512, layer_types=["sliding_attention"] * 5
                             + ["full_attention"])
     assert roofline.attention_layers(gemma) == [(4, 256, 512)] * 5 + [(4, 256, None)]
+    qwen_next = SimpleNamespace(num_attention_heads=2, num_hidden_layers=2, head_dim=4,
+                                layer_types=["linear_attention", "full_attention"])
+    assert roofline.attention_layers(qwen_next) == [(2, 4, None)]  # linear attention: no QKᵀ
     hybrid = {"attn_layer_idx": [1, 3], "attn": {"num_heads": 12, "head_dim": 64}}
     assert roofline.attention_layers(hybrid) == [(12, 64, None)] * 2
 

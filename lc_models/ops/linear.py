@@ -80,7 +80,12 @@ def fast_backend() -> str:
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX tiles). Without
     either, torch emulates bf16 GEMMs with fp32 arithmetic plus conversions, slower than
-    fp32. True where torch cannot tell (older builds): no warning is better than a wrong one."""
+    fp32. True where torch cannot tell (older builds, non-x86 CPUs, whose bf16 support these
+    x86 probes do not see): no warning is better than a wrong one."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:
