@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import native
+from lc_models.ops.scan_state import start_state
 from lc_models.ops.selective_scan import LOG_FLUSH
 
 # Tokens per chunk when the caller gives none. The intra-chunk work grows with the chunk and the
@@ -69,7 +70,7 @@ def ssd_ref(
     dt = discretize(dt, dt_bias, dt_softplus, dt_limit)  # (batch, L, nheads)
     Bh, Ch = (_per_head(t.float(), nheads) for t in (B, C))  # (batch, L, nheads, d_state)
     xf, A = x.float(), A.float()
-    S = _initial_state(initial_state, batch, nheads, headdim, B.shape[-1], x.device)
+    S = start_state(initial_state, (batch, nheads, headdim, B.shape[-1]), x.device)
     ys = []
     for t in range(L):
         decay = torch.exp(dt[:, t] * A)[..., None, None]  # (batch, nheads, 1, 1)
@@ -110,7 +111,7 @@ def ssd(
     if nheads % ngroups:
         raise ValueError(f"nheads ({nheads}) must be a multiple of ngroups ({ngroups})")
     dt = discretize(dt, dt_bias, dt_softplus, dt_limit)
-    S = _initial_state(initial_state, batch, nheads, headdim, d_state, x.device)
+    S = start_state(initial_state, (batch, nheads, headdim, d_state), x.device)
     A = A.float()
     if backend == "native":  # D (one per head) fused in; S updated in place
         decay = (dt * A).clamp_(min=LOG_FLUSH).exp_()  # (batch, L, nheads)
@@ -211,15 +212,6 @@ def _per_head(t, nheads):
     """(batch, L, ngroups, d_state) -> (batch, L, nheads, d_state), heads grouped in order."""
     return t.repeat_interleave(nheads // t.shape[2], dim=2)
 
-
-def _initial_state(initial_state, batch, nheads, headdim, d_state, device):
-    shape = (batch, nheads, headdim, d_state)
-    if initial_state is None:
-        return torch.zeros(shape, dtype=torch.float32, device=device)
-    if tuple(initial_state.shape) != shape:
-        raise ValueError(f"initial_state must have shape {shape}, got "
-                         f"{tuple(initial_state.shape)}")
-    return initial_state.float().clone()
 
 
 def _finish(y, x, D, z):

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import native
+from lc_models.ops.scan_state import start_state
 
 # Tokens per chunk (the (T, T, N) intra-chunk factor grows with it) and chunks per block.
 CHUNK = 16
@@ -144,13 +145,3 @@ def _block(r, k, v, log_w, u, S):
     o = o.permute(0, 2, 3, 1, 4).reshape(batch, K * T, heads, n)[:, :L]
     return o, states[:, :, K].contiguous()
 
-
-def start_state(initial_state, shape: tuple[int, ...], device) -> torch.Tensor:
-    """The fp32 WKV state a scan starts from: zeros, or a checked copy of ``initial_state``
-    (``shape``: (batch, heads, n, n)). Shared by the WKV6 and WKV7 ops."""
-    if initial_state is None:
-        return torch.zeros(shape, dtype=torch.float32, device=device)
-    if tuple(initial_state.shape) != shape:
-        raise ValueError(f"initial_state must have shape {shape}, got "
-                         f"{tuple(initial_state.shape)}")
-    return initial_state.float().clone()

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 
 from lc_models.ops import native
-from lc_models.ops.wkv6 import start_state
+from lc_models.ops.scan_state import start_state
 
 BACKENDS = native.CPU_BACKENDS
 
