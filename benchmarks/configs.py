@@ -11,6 +11,7 @@ touches a model hub.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -209,15 +210,18 @@ def filler_text(n_chars: int, seed: int = 0) -> str:
     return "".join(out)[:n_chars]
 
 
+def count_tokens(tokenizer, text: str) -> int:
+    """Tokens of ``text`` under ``tokenizer``, no special tokens added."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def token_text(tokenizer, n_tokens: int, seed: int = 0) -> str:
     """Filler prose of exactly ``n_tokens`` tokens under a real ``tokenizer`` (no specials)."""
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
     ids = tokenizer(filler_text(8 * n_tokens + 64, seed), add_special_tokens=False)["input_ids"]
     text = tokenizer.decode(ids[:n_tokens])
-    if count(text) != n_tokens:
-        raise ValueError(f"filler text does not round-trip to {n_tokens} tokens ({count(text)})")
+    got = count_tokens(tokenizer, text)
+    if got != n_tokens:
+        raise ValueError(f"filler text does not round-trip to {n_tokens} tokens ({got})")
     return text
 
 
@@ -238,11 +242,7 @@ def passkey_prompt(n_tokens: int, key: str = "71432", tokenizer=None) -> str:
     the char tokenizer (``tokenizer=None``), else measured with ``tokenizer``."""
     needle = f" The pass key is {key}. Remember it. {key} is the pass key. "
     question = "\nWhat is the pass key? The pass key is"
-    if tokenizer is None:
-        size = len
-    else:
-        def size(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    size = len if tokenizer is None else functools.partial(count_tokens, tokenizer)
     room = n_tokens - size(needle) - size(question)
     if room < 0:
         raise ValueError(f"a passkey prompt needs at least {size(needle) + size(question)} tokens")

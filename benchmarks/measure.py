@@ -79,7 +79,7 @@ def load_lm(model: str, path: str, n_tokens: int, model_args: str):
         args = f"pretrained={where.parent},gguf_file={where.name},device=cpu,dtype=float32"
     else:
         args = f"pretrained={path},device=cpu,dtype=float32"
-    if (Path(path) / "tokenizer").is_dir():  # a native checkpoint, saved with the char tokenizer
+    if (where / "tokenizer").is_dir():  # a native checkpoint, saved with the char tokenizer
         args += f",tokenizer={Path(path) / 'tokenizer'}"
     if model == "hf":  # stock hf would left-truncate at the config's length otherwise
         args += f",max_length={n_tokens + 64}"
