@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from configs import CONFIGS, NATIVE, REAL, baseline, description
+from roofline import rooflines
 
 MEASURE = HERE / "measure.py"
 DEFAULT_LENGTHS = [2048, 4096, 8192, 16384, 32768, 65536]
@@ -246,8 +247,7 @@ def markdown(results: dict) -> str:
                 done = last and "tokens_per_s" in last
                 row.append(f"{last['tokens_per_s'] / roof:.0%}" if done else "-")
                 if attention:
-                    full = gemm * 1e9 * length / (2 * sizes[1] * length + last["attn_flops"]) \
-                        if done else None
+                    full = rooflines(gemm, sizes[1], length, last["attn_flops"])[1] if done else 0
                     row.append(f"{last['tokens_per_s'] / full:.0%}" if done else "-")
             lines.append("| " + " | ".join(row) + " |")
         growth = []

@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_prefill import child, finish, loadavg, machine
 from configs import CONFIGS, NATIVE, REAL, build_checkpoint, description, loglikelihood_request
-from roofline import attention_flops
+from roofline import attention_flops, rooflines
 
 CATEGORIES = ("gemm", "scan", "attention", "conv", "norm", "other")
 # (module, function name) -> category: functions looked up by name at call time
@@ -160,9 +160,8 @@ def markdown(results: dict) -> str:
              + " | ".join(CATEGORIES) + " |", "|" + " --- |" * (6 + len(CATEGORIES))]
     for name, rows in results["configs"].items():
         for r in rows:
-            weights = 2 * r["params_nonembedding"] * r["tokens"]  # FLOPs of one request
-            roof = gemm * 1e9 * r["tokens"] / weights
-            full = gemm * 1e9 * r["tokens"] / (weights + r.get("attn_flops", 0.0))
+            roof, full = rooflines(gemm, r["params_nonembedding"], r["tokens"],
+                                   r.get("attn_flops", 0.0))
             shares = [f"{r['seconds'][c] / r['total_s']:.0%}" for c in CATEGORIES]
             lines.append(f"| {name} | {r.get('dtype', 'float32')} | {r['tokens']} | "
                          f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / roof:.0%} | "

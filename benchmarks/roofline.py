@@ -60,3 +60,11 @@ def attention_flops(config: Any, tokens: int) -> float:
     """FLOPs of QKᵀ and PV over one causal request of ``tokens`` tokens, all layers."""
     return float(sum(4 * heads * head_dim * visible_pairs(tokens, window)
                      for heads, head_dim, window in attention_layers(config)))
+
+
+def rooflines(gemm_gflops: float, params: int, tokens: int, attn_flops: float) -> tuple[float, float]:
+    """(weights-only, full) roofline in tokens/s for a request of ``tokens`` tokens: the GEMM
+    rate over 2 x ``params`` FLOPs per token, then with the request's ``attn_flops`` added."""
+    weights = 2 * params * tokens  # FLOPs of the request's weight products
+    rate = gemm_gflops * 1e9 * tokens
+    return rate / weights, rate / (weights + attn_flops)
