@@ -272,3 +272,14 @@ def test_lc_hf_equals_stock_hf_on_real_weights(name, lengths, tmp_path):
                     assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), f"{name} {task}: {a} vs {b}"
             else:
                 assert ours["resps"] == stock["resps"], f"{name} {task}: greedy outputs differ"
+
+
+def test_the_report_reads_a_gguf_checkpoints_training_length_from_its_metadata(smol):
+    from lc_tasks.report.load import Run
+    from lc_tasks.report.models import training_length
+
+    for args in ({"pretrained": str(smol.parent), "gguf_file": smol.name},
+                 {"pretrained": str(smol)}):
+        run = Run(path=smol, date=0.0, model_name=str(smol), model_source="lc_hf",
+                  model_args=args, results={}, groups={}, n_samples={}, limit=None)
+        assert training_length(run).tokens == 8192, args  # SmolLM2's max_position_embeddings

@@ -8,6 +8,7 @@ otherwise share a name, and the user can rename it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -134,6 +135,12 @@ def _gguf_config(model_args: dict) -> dict | None:
     folder, gguf_file = checkpoint_location(pretrained, model_args.get("gguf_file") or None)
     if not gguf_file or not Path(folder, gguf_file).is_file():
         return None
+    return _read_gguf_config(str(folder), gguf_file)
+
+
+@functools.cache
+def _read_gguf_config(folder: str, gguf_file: str) -> dict | None:
+    """A GGUF file's config, read once per report (each of a model's runs asks for it)."""
     try:
         from transformers import AutoConfig
 
