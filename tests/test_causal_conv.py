@@ -58,3 +58,21 @@ def test_bad_arguments_are_clear_errors():
         causal_conv1d(torch.zeros(1, 5, 2), torch.zeros(2, 3), None, torch.zeros(1, 2, 1))
     with pytest.raises(ValueError, match="unknown activation"):
         causal_conv1d(torch.zeros(1, 5, 2), torch.zeros(2, 3), activation="gelu")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_half_precision_is_the_float32_conv_rounded_once(backend, dtype):
+    """A bf16 or fp16 x is convolved in float32 and y rounded once to x's dtype (as torch's
+    conv kernels accumulate): within one unit in the last place of the rounded truth."""
+    g = torch.Generator().manual_seed(5)
+    x, w, b = (torch.randn(*s, generator=g).to(dtype) for s in ((2, 45, 37), (37, 4), (37,)))
+    ys, prev = [], None
+    for s in range(0, 45, 16):
+        y, prev = causal_conv1d(x[:, s : s + 16], w, b, prev, "silu", backend=backend)
+        assert y.dtype == dtype and prev.dtype == dtype
+        ys.append(y)
+    expected = conv_full(x.float(), w.float(), b.float(), "silu")
+    ulp = torch.finfo(dtype).eps
+    err = ((torch.cat(ys, 1).float() - expected).abs() / (expected.abs() + 1e-3)).max().item()
+    assert err <= ulp, f"{err:.2e} > one ulp {ulp:.1e}"

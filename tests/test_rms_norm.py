@@ -42,6 +42,25 @@ def test_matches_transformers_module(backend, gated, channels, group):
     assert err < 2e-6, f"max error {err:.2e}"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "plain"])
+def test_bf16_matches_transformers_module_within_one_rounding(backend, gated):
+    """In bf16 the module rounds twice (the normed value, then its product with the weight),
+    the native kernel once: at most about one bf16 ulp apart, and mostly equal."""
+    g = torch.Generator().manual_seed(3)
+    norm = MambaRMSNormGated(64, group_size=32, eps=1e-5).to(torch.bfloat16)
+    norm.weight.data = (torch.rand(64, generator=g) + 0.5).bfloat16()
+    x, gate = (torch.randn(2, 9, 64, generator=g).bfloat16() for _ in range(2))
+    gate = gate if gated else None
+    with torch.no_grad():
+        expected = norm(x, gate).float()
+        y = gated_rms_norm(x, gate, norm.weight, 32, 1e-5, backend=backend)
+    assert y.dtype == torch.bfloat16
+    rel = ((y.float() - expected).abs() / expected.abs().clamp(min=1e-3)).max().item()
+    assert rel <= 2 * torch.finfo(torch.bfloat16).eps, f"relative error {rel:.2e}"
+    assert (y.float() == expected).float().mean() > 0.5
+
+
 def test_the_reference_keeps_the_input_dtype():
     x = torch.randn(3, 8, dtype=torch.bfloat16)
     assert gated_rms_norm_ref(x, x, torch.ones(8, dtype=torch.bfloat16), 8, 1e-6).dtype == \
@@ -61,10 +80,17 @@ def test_patched_plain_norms_match_their_own_forward(name):
     norm = cls(48, eps=1e-5)
     norm.weight.data = torch.rand(48, generator=torch.Generator().manual_seed(0)) + 0.5
     x = torch.randn(3, 5, 48, generator=torch.Generator().manual_seed(1))
+    half = cls(48, eps=1e-5).to(torch.bfloat16)
+    half.weight.data = norm.weight.data.bfloat16()
     with torch.no_grad():
-        expected = norm(x)
-        assert rms_norm.patch(torch.nn.Sequential(norm)) == 1
-        got = norm(x)
+        expected, expected_half = norm(x), half(x.bfloat16())
+        assert rms_norm.patch(torch.nn.Sequential(norm, half)) == 2
+        got, got_half = norm(x), half(x.bfloat16())
         assert norm(x.double()).dtype == torch.float64  # other dtypes: the module's own forward
     err = (got - expected).abs().max().item()
     assert err < 2e-6, f"{name}: max error {err:.2e}"
+    # bf16: rounded once instead of twice (see gated_rms_norm's doc), at most ~one ulp apart
+    assert got_half.dtype == torch.bfloat16
+    rel = ((got_half.float() - expected_half.float()).abs() / expected_half.float().abs()
+           .clamp(min=1e-3)).max().item()
+    assert rel <= 2 * torch.finfo(torch.bfloat16).eps, f"{name} bf16: relative error {rel:.2e}"

@@ -154,7 +154,7 @@ def test_the_conv_fuses_the_mixer_silu(arch, monkeypatch):
 
     seen = []
 
-    def spy(x, weight, bias, state, activation=None):
+    def spy(x, weight, bias, state, activation=None, out_dtype=None):
         seen.append(activation)
         return x, state
 

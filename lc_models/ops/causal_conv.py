@@ -11,6 +11,8 @@ run it on slices of their in-projection, channels last.
 ``causal_conv1d_ref`` is K shifted multiply-adds in torch (the oracle, and the fallback);
 ``causal_conv1d`` runs the native kernel on a CPU (``csrc/causal_conv1d.c``: one read of x,
 one write of y, the SiLU fused in; about a tenth of the memory traffic of the torch ops).
+Both compute in float32 whatever x's dtype, as torch's conv kernels accumulate, and round y
+once to x's dtype: in bf16 the native kernel serves too.
 
 >>> import torch
 >>> x, w = torch.randn(1, 9, 6), torch.randn(6, 4)
@@ -31,40 +33,43 @@ from lc_models.ops import native
 ACTIVATIONS = (None, "silu")
 
 
-def causal_conv1d_ref(x, weight, bias=None, prev=None, activation=None):
+def causal_conv1d_ref(x, weight, bias=None, prev=None, activation=None, out_dtype=None):
     """The conv in torch. x: (batch, L, channels), any strides; weight: (channels, K); bias:
     (channels,); prev: (batch, channels, K') with the inputs before x, most recent last (K' >=
-    K - 1 are used; None means zeros); activation: None or "silu". Returns (y (batch, L,
-    channels) contiguous, tail (batch, channels, K) = the last K inputs, for the next chunk).
-    """
+    K - 1 are used; None means zeros); activation: None or "silu"; out_dtype: y's dtype
+    (default x's; float32 keeps a half-precision conv unrounded for a float32 consumer).
+    Returns (y (batch, L, channels) contiguous, tail (batch, channels, K) = the last K inputs,
+    in prev's dtype, for the next chunk)."""
     L = x.shape[1]
     K = weight.shape[-1]
     prev = _check(x, weight, prev, activation)
-    history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).to(x.dtype)  # (b, K-1, c)
-    w = weight.to(x.dtype)
-    y = x * w[:, K - 1]  # tap K - 1 sees the current token
+    up = torch.float64 if x.dtype == torch.float64 else torch.float32  # the arithmetic's dtype
+    history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).to(up)  # (b, K-1, c)
+    xs, w = x.to(up), weight.to(up)
+    y = xs * w[:, K - 1]  # tap K - 1 sees the current token
     if bias is not None:
-        y += bias.to(x.dtype)
+        y += bias.to(up)
     for k in range(K - 1):  # tap k sees the input lag = K - 1 - k tokens back
         lag = K - 1 - k
         if lag < L:
-            y[:, lag:].addcmul_(x[:, : L - lag], w[:, k])
+            y[:, lag:].addcmul_(xs[:, : L - lag], w[:, k])
         head = min(lag, L)  # the first tokens reach back into the previous chunk
         y[:, :head].addcmul_(history[:, k : k + head], w[:, k])
     if activation == "silu":
         y = F.silu(y)
-    return y, _tail(x, prev, K)
+    return y.to(out_dtype or x.dtype), _tail(x, prev, K)
 
 
-def causal_conv1d(x, weight, bias=None, prev=None, activation=None, backend="auto"):
-    """``causal_conv1d_ref``'s result; ``backend``: "auto" (native for float32 on a CPU when
-    built, else torch), "native" or "torch"."""
-    fits = x.device.type == "cpu" and x.dtype == torch.float32
-    if not native.use_kernel(backend, fits, "conv", "float32 CPU tensors"):
-        return causal_conv1d_ref(x, weight, bias, prev, activation)
+def causal_conv1d(x, weight, bias=None, prev=None, activation=None, out_dtype=None,
+                  backend="auto"):
+    """``causal_conv1d_ref``'s result; ``backend``: "auto" (native for float32, bfloat16 and
+    float16 on a CPU when built, else torch), "native" or "torch"."""
+    fits = x.device.type == "cpu" and x.dtype in native.KERNEL_DTYPES
+    if not native.use_kernel(backend, fits, "conv", "float32 or half-precision CPU tensors"):
+        return causal_conv1d_ref(x, weight, bias, prev, activation, out_dtype)
     prev = _check(x, weight, prev, activation)
-    y = native.causal_conv1d(x, weight, bias, prev, activation == "silu")
-    return y, _tail(x, prev, weight.shape[-1])
+    y = native.causal_conv1d(x, weight, bias, prev, activation == "silu")  # float32
+    return y.to(out_dtype or x.dtype), _tail(x, prev, weight.shape[-1])
 
 
 def _check(x, weight, prev, activation):

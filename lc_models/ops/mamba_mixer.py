@@ -86,7 +86,9 @@ def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     gate, xBC, dt = proj[..., :d_inner], proj[..., d_inner : d_inner + conv_dim], proj[
         ..., d_inner + conv_dim :
     ]
-    xBC, conv_state = _conv(mixer, xBC, conv_state)  # (batch, L, conv_dim): x, B, C, activated
+    # (batch, L, conv_dim): x, B, C, activated; float32 (the scan's dtype, so a half-precision
+    # model skips a rounding and a conversion back)
+    xBC, conv_state = _conv(mixer, xBC, conv_state, torch.float32)
     if attention_mask is not None:
         xBC = xBC * attention_mask[:, :, None].to(xBC.dtype)
     x = xBC[..., :d_inner].reshape(batch, L, heads, head_dim)
@@ -101,13 +103,14 @@ def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
     return mixer.out_proj(y.to(dtype)), conv_state, ssm_state
 
 
-def _conv(mixer, x, conv_state):
+def _conv(mixer, x, conv_state, out_dtype=None):
     """The mixer's depthwise conv and activation on x (batch, L, channels): SiLU fused into
-    the conv, any other activation after it. Returns (activated, conv_state)."""
+    the conv, any other activation after it. Returns (activated in ``out_dtype``, default
+    x's, conv_state)."""
     conv = mixer.conv1d
     silu = isinstance(mixer.act, torch.nn.SiLU) or type(mixer.act).__name__ == "SiLUActivation"
     y, conv_state = causal_conv1d(x, conv.weight[:, 0], conv.bias, conv_state,
-                                  activation="silu" if silu else None)
+                                  activation="silu" if silu else None, out_dtype=out_dtype)
     return (y if silu else mixer.act(y)), conv_state
 
 

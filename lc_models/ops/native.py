@@ -55,6 +55,9 @@ SOURCES = tuple(Path(__file__).with_name("csrc") / name
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
 # the scan shares torch's thread team instead of competing with it. Without OpenMP (the
 # fallback build) the kernel runs on one thread.
+# input dtypes the conv and norm wrappers accept: the kernels compute in float32, and a half-
+# precision input costs one conversion pass (the caller rounds the float32 result back)
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 COMPILE_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-std=c99"]
 LINK_FLAGS = ["-shared", "-fopenmp", "-lm"]
 SERIAL_FLAGS = ["-fopenmp-simd"]  # replaces -fopenmp when the compiler has no OpenMP

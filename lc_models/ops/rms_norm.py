@@ -2,8 +2,10 @@
 
 ``gated_rms_norm_ref`` is transformers' ``MambaRMSNormGated`` arithmetic in torch (the oracle,
 and the fallback: six passes over the activations, each into a fresh tensor);
-``gated_rms_norm`` runs the native kernel for float32 on a CPU (``csrc/gated_rms_norm.c``:
-one read of x and the gate, one write). Without a gate and with one group it is the plain
+``gated_rms_norm`` runs the native kernel on a CPU (``csrc/gated_rms_norm.c``: one read of x
+and the gate, one write). It computes in float32; for a half-precision x it rounds once, where
+the module rounds the normed value and then its product with the weight, so the two can
+differ by one unit in the last place of bf16 (2**-8 relative), far inside bf16's tolerance. Without a gate and with one group it is the plain
 RMS norm of Llama, Mamba and Mamba-2 blocks (``PLAIN_RMS_NORMS``), which ``patch`` routes
 through the same kernel.
 
@@ -42,23 +44,30 @@ def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
 
 
 def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto"):
-    """``gated_rms_norm_ref``'s result; ``backend``: "auto" (native when x and the weight are
-    float32 CPU tensors and the kernel is built, else torch), "native" or "torch"."""
-    fits = x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-    if not native.use_kernel(backend, fits, "norm", "float32 CPU tensors"):
+    """``gated_rms_norm_ref``'s result, in the same dtype (x's and the weight's promoted, as
+    in the module); ``backend``: "auto" (native when x and the weight are float32, bfloat16
+    or float16 CPU tensors and the kernel is built; else torch), "native" or "torch"."""
+    fits = _fits(x, weight)
+    if not native.use_kernel(backend, fits, "norm", "float32 or half-precision CPU tensors"):
         return gated_rms_norm_ref(x, gate, weight, group_size, eps)
-    return native.gated_rms_norm(x, gate, weight, group_size, eps)
+    y = native.gated_rms_norm(x, gate, weight, group_size, eps)  # float32
+    return y.to(torch.promote_types(x.dtype, weight.dtype))
+
+
+def _fits(x, weight) -> bool:
+    return (x.device.type == "cpu" and x.dtype in native.KERNEL_DTYPES
+            and weight.dtype in native.KERNEL_DTYPES)
 
 
 def _plain_forward(self, x):
-    if x.dtype == self.weight.dtype == torch.float32 and x.device.type == "cpu":
+    if _fits(x, self.weight):
         return gated_rms_norm(x, None, self.weight, x.shape[-1], self.variance_epsilon)
     return type(self).forward(self, x)
 
 
 def patch(model: torch.nn.Module) -> int:
-    """Route every ``PLAIN_RMS_NORMS`` module of ``model`` through ``gated_rms_norm`` (fp32 on a
-    CPU; the module's own forward otherwise); returns how many."""
+    """Route every ``PLAIN_RMS_NORMS`` module of ``model`` through ``gated_rms_norm`` (fp32 or
+    half precision on a CPU; the module's own forward otherwise); returns how many."""
     if not native.available():
         return 0
     count = 0
