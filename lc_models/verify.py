@@ -17,15 +17,31 @@ import torch
 from lc_models.state import Runner
 from lc_tasks.errors import UsageError
 
-# Largest error tolerated, relative to the largest |logit| of the full pass.
-# Half precision rounds differently when the same tokens are split differently,
-# while a state that is not carried gives errors of the order of the logits.
+# Largest error tolerated, relative to the largest |logit| of the full pass. In float32 and
+# float64 the check takes the largest error of any position: chunking changes only the order
+# of sums. Half precision rounds differently when the same tokens are split differently, and
+# the rounding compounds through the layers chaotically: a real Gemma-3-270m in bf16 shows a
+# median position 1.5% off, and a few positions 20% off. There the check takes, per segment
+# (each chunk, and the token-by-token steps together), the median error of its positions: a
+# state that is not carried, or a broken decoding step, puts every position of a segment off
+# by the order of the logits, while rounding moves single positions. An error below bf16's
+# rounding (unpatched transformers Mamba is off by 1e-3 in float32) passes unseen there: run
+# a new architecture in float32 first.
 RELATIVE_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6}
 HALF_PRECISION_TOLERANCE = 5e-2
+# bf16's unit in the last place, relative (torch.finfo(torch.bfloat16).eps)
+BF16_EPS = 2.0**-7
+
+
+def bf16_agrees(lc: float, stock: float, exact: float) -> bool:
+    """bf16's tolerance for a log-likelihood (the README states it): ``lc``, lc_hf's in bf16,
+    is no further from ``exact`` (the float32 result) than twice ``stock``'s error (stock
+    ``hf``'s in bf16), plus one bf16 unit in the last place of ``exact``."""
+    return abs(lc - exact) <= 2 * abs(stock - exact) + BF16_EPS * abs(exact)
+
+
 # config fields holding a local attention window (or attention chunk) size
 _WINDOW_FIELDS = ("sliding_window", "attention_window_size", "attention_chunk_size")
-
-
 def probe_size(config) -> tuple[int, int]:
     """(length, chunk) of the check: 29 tokens in chunks of 5, or past the model's
     local attention window in about six odd-sized chunks."""
@@ -38,40 +54,53 @@ def probe_size(config) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def chunked_error(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 0) -> float:
-    """Max |logit difference| between chunked (then token-by-token) prefill and one
-    full forward pass, over a batch of two random sequences of ``length`` tokens,
-    relative to the largest |logit| of the full pass."""
+def position_errors(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 0):
+    """Chunked (then token-by-token) prefill against one full forward pass, over a batch of
+    two random sequences of ``length`` tokens. Returns (errors (2, length) float32: each
+    position's max |logit difference| relative to the largest |logit| of the full pass;
+    segments: the (start, end) positions of each chunk, the token-by-token steps as one).
+    Logits are compared piece by piece in float32; only the full pass's are kept whole."""
     model = runner.model
     vocab = model.get_input_embeddings().weight.shape[0]
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (2, length), generator=generator).to(runner.device)
-    full = torch.cat([model(input_ids=row[None]).logits for row in ids]).float()  # (2, L, vocab)
+    full = torch.cat([model(input_ids=row[None]).logits for row in ids])  # (2, L, vocab)
+    scale = full.abs().amax().float().clamp(min=1.0)
 
-    state = runner.new_state(2)
-    pieces = []
     split = length - 3  # chunks first, then the last 3 tokens one at a time
-    for start in range(0, split, chunk):
-        logits, state = runner.prefill(ids[:, start : min(start + chunk, split)], state)
-        pieces.append(logits)
-    for pos in range(split, length):
-        logits, state = runner.prefill(ids[:, pos : pos + 1], state)
-        pieces.append(logits)
-    chunked = torch.cat(pieces, dim=1).float()
-    if chunked.shape != full.shape:
-        return float("inf")
-    return ((chunked - full).abs().max() / full.abs().max().clamp(min=1.0)).item()
+    steps = [(s, min(s + chunk, split)) for s in range(0, split, chunk)]
+    steps += [(pos, pos + 1) for pos in range(split, length)]
+    state = runner.new_state(2)
+    errors = torch.full((2, length), float("inf"))
+    for start, end in steps:
+        logits, state = runner.prefill(ids[:, start:end], state)  # (2, end - start, vocab)
+        if logits.shape == (2, end - start, vocab):
+            diff = (logits.float() - full[:, start:end].float()).abs().amax(-1)  # (2, n)
+            errors[:, start:end] = (diff / scale).cpu()
+    segments = [seg for seg in steps if seg[1] <= split] + [(split, length)]
+    return errors, segments
+
+
+def chunked_error(runner: Runner, length: int = 29, chunk: int = 5, seed: int = 0,
+                  half: bool = False) -> float:
+    """The check's error: the largest of ``position_errors``, or with ``half`` (for half
+    precision) the largest over segments of a segment's median position error."""
+    errors, segments = position_errors(runner, length, chunk, seed)
+    if not half:
+        return errors.max().item()
+    return max(errors[:, a:b].flatten().median().item() for a, b in segments)
 
 
 def check_exact(runner: Runner) -> float:
     """Raise UsageError (a refusal of the model) unless chunked prefill matches the full
     forward pass."""
     dtype = runner.model.get_input_embeddings().weight.dtype
-    tolerance = RELATIVE_TOLERANCE.get(dtype, HALF_PRECISION_TOLERANCE)
+    half = dtype not in RELATIVE_TOLERANCE
+    tolerance = HALF_PRECISION_TOLERANCE if half else RELATIVE_TOLERANCE[dtype]
     name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
     length, chunk = probe_size(runner.model.config)
     try:
-        error = chunked_error(runner, length=length, chunk=chunk)
+        error = chunked_error(runner, length=length, chunk=chunk, half=half)
     except Exception as err:
         raise UsageError(
             f"lc_hf refuses model type {name!r}: chunked prefill with its state fails "

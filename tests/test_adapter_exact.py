@@ -77,15 +77,16 @@ def greedy_by_recomputation(hf: HFLM, prompt: str, gen_kwargs: dict) -> str:
     return postprocess_generated_text(hf.tok_decode(generated), until, None)
 
 
-def stock_hf(arch, tiny_model, native_model):
+def stock_hf(arch, tiny_model, native_model, dtype="float32"):
     """(pretrained, tokenizer, lm-eval's HFLM over the same model's full forward)."""
     if arch not in NATIVE_KINDS:
         # untied embeddings: with tied ones several tiny models just repeat their input
         # token, and generation would not depend on the carried state at all
         path = tiny_model(arch, tie_word_embeddings=False)
-        return path, None, HFLM(pretrained=str(path), device="cpu", max_length=4096)
+        return path, None, HFLM(pretrained=str(path), device="cpu", max_length=4096,
+                                dtype=dtype)
     path, tokenizer = native_model(arch)
-    model = models.find(path).load(dtype=torch.float32)
+    model = models.find(path).load(dtype=getattr(torch, dtype))
     tok = models.special_tokenizer(tokenizer or models.tokenizer_for(path))
     if tok is None:
         from transformers import AutoTokenizer

@@ -1,0 +1,62 @@
+"""The exactness check lc_hf runs on every model: float32 strict, half precision robust to
+rounding but not to a state that is not carried."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from lc_models.arch import runner_for
+from lc_models.verify import HALF_PRECISION_TOLERANCE, chunked_error
+
+
+def load(tiny_model, arch, dtype=torch.float32, model_type=None):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model(arch), dtype=dtype).eval()
+    if model_type:
+        model.config.model_type = model_type  # an unknown name: no architecture module
+    return model
+
+
+class Wrapped:
+    """A runner whose prefill is changed by ``fn(runner, ids, state) -> (logits, state)``."""
+
+    def __init__(self, runner, fn):
+        self.runner, self.fn = runner, fn
+        self.model, self.device = runner.model, runner.device
+
+    def new_state(self, batch):
+        return self.runner.new_state(batch)
+
+    def prefill(self, ids, state):
+        return self.fn(self.runner, ids, state)
+
+
+def forget_on_single_tokens(runner, ids, state):
+    """Decoding steps start from a fresh state: the chunks are right, the last 3 steps wrong."""
+    return runner.prefill(ids, runner.new_state(ids.shape[0]) if ids.shape[1] == 1 else state)
+
+
+def one_noisy_position(runner, ids, state):
+    """Rounding noise at one position of one chunk: 20% of the largest logit."""
+    logits, state = runner.prefill(ids, state)
+    logits = logits.clone()
+    logits[0, 0, 0] += 0.2 * logits.abs().max()
+    return logits, state
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_a_right_model_passes_and_forgetting_the_state_fails(tiny_model, dtype):
+    model = load(tiny_model, "llama", dtype, "someones_llama")
+    runner = runner_for(model, verify=False)
+    half = dtype == torch.bfloat16
+    assert chunked_error(runner, half=half) <= (HALF_PRECISION_TOLERANCE if half else 1e-4)
+    assert runner_for(model) is not None  # the check itself accepts it
+    broken = Wrapped(runner, forget_on_single_tokens)
+    assert chunked_error(broken, half=half) > 2 * HALF_PRECISION_TOLERANCE
+
+
+def test_one_noisy_position_fails_float32_but_not_half_precision(tiny_model):
+    runner = Wrapped(runner_for(load(tiny_model, "llama"), verify=False), one_noisy_position)
+    assert chunked_error(runner) > 0.05  # refused in float32 (1e-4)
+    assert chunked_error(runner, half=True) < 1e-4
