@@ -44,19 +44,25 @@ def test_matches_transformers_module(backend, gated, channels, group):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("gated", [True, False], ids=["gated", "plain"])
-def test_bf16_matches_transformers_module_within_one_rounding(backend, gated):
+@pytest.mark.parametrize("x_dtype", [torch.bfloat16, torch.float32], ids=str)
+def test_bf16_matches_transformers_module_within_one_rounding(backend, gated, x_dtype):
     """In bf16 the module rounds twice (the normed value, then its product with the weight),
-    the native kernel once: at most about one bf16 ulp apart, and mostly equal."""
+    the native kernel once: at most about one bf16 ulp apart, and mostly equal. A float32 x
+    (Mamba-2's scan output) with a bf16 gate and weight comes back float32, as the module's."""
     g = torch.Generator().manual_seed(3)
     norm = MambaRMSNormGated(64, group_size=32, eps=1e-5).to(torch.bfloat16)
     norm.weight.data = (torch.rand(64, generator=g) + 0.5).bfloat16()
     x, gate = (torch.randn(2, 9, 64, generator=g).bfloat16() for _ in range(2))
-    gate = gate if gated else None
+    x, gate = x.to(x_dtype), (gate if gated else None)
     with torch.no_grad():
-        expected = norm(x, gate).float()
+        expected = norm(x, gate)
         y = gated_rms_norm(x, gate, norm.weight, 32, 1e-5, backend=backend)
-    assert y.dtype == torch.bfloat16
+    assert y.dtype == expected.dtype == x_dtype
+    expected = expected.float()
     rel = ((y.float() - expected).abs() / expected.abs().clamp(min=1e-3)).max().item()
+    if x_dtype == torch.float32:  # nothing rounded on either side
+        assert rel <= 1e-5, f"relative error {rel:.2e}"
+        return
     assert rel <= 2 * torch.finfo(torch.bfloat16).eps, f"relative error {rel:.2e}"
     assert (y.float() == expected).float().mean() > 0.5
 

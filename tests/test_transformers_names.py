@@ -170,7 +170,7 @@ def test_the_gated_norm_runs_fused(monkeypatch):
     from lc_models.ops import mamba_mixer
 
     calls = []
-    monkeypatch.setattr(mamba_mixer, "gated_rms_norm", lambda *a: calls.append(a) or a[0])
+    monkeypatch.setattr(mamba_mixer, "gated_rms_norm", lambda *a, **k: calls.append(a) or a[0])
     norm = next(m for m in tiny("mamba2").modules() if type(m).__name__.endswith("Mixer")).norm
     y = torch.zeros(1, 2, norm.weight.shape[0])
     mamba_mixer._gated_norm(norm, y, y)

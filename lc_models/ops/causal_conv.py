@@ -68,8 +68,9 @@ def causal_conv1d(x, weight, bias=None, prev=None, activation=None, out_dtype=No
     if not native.use_kernel(backend, fits, "conv", "float32 or half-precision CPU tensors"):
         return causal_conv1d_ref(x, weight, bias, prev, activation, out_dtype)
     prev = _check(x, weight, prev, activation)
-    y = native.causal_conv1d(x, weight, bias, prev, activation == "silu")  # float32
-    return y.to(out_dtype or x.dtype), _tail(x, prev, weight.shape[-1])
+    dtype = out_dtype or x.dtype
+    y = native.causal_conv1d(x, weight, bias, prev, activation == "silu", dtype)
+    return y.to(dtype), _tail(x, prev, weight.shape[-1])  # bf16 and float32 come back as asked
 
 
 def _check(x, weight, prev, activation):

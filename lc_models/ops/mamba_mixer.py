@@ -99,7 +99,7 @@ def mamba2_chunk(mixer, hidden_states, conv_state=None, ssm_state=None, attentio
         dt_softplus=True, dt_limit=tuple(mixer.time_step_limit), initial_state=ssm_state,
         return_final_state=True,
     )  # y: (batch, L, heads, head_dim)
-    y = _gated_norm(mixer.norm, y.reshape(batch, L, d_inner), gate)
+    y = _gated_norm(mixer.norm, y.reshape(batch, L, d_inner), gate, dtype)
     return mixer.out_proj(y.to(dtype)), conv_state, ssm_state
 
 
@@ -114,11 +114,13 @@ def _conv(mixer, x, conv_state, out_dtype=None):
     return (y if silu else mixer.act(y)), conv_state
 
 
-def _gated_norm(norm, y, gate):
-    """transformers' ``MambaRMSNormGated`` (``norm``) on y, gated by ``gate``, in one pass."""
+def _gated_norm(norm, y, gate, out_dtype=None):
+    """transformers' ``MambaRMSNormGated`` (``norm``) on y, gated by ``gate``, in one pass;
+    rounded to ``out_dtype`` (the out-projection's) where given."""
     if not hasattr(norm, "group_size") or not hasattr(norm, "variance_epsilon"):
         return norm(y, gate)
-    return gated_rms_norm(y, gate, norm.weight, norm.group_size, norm.variance_epsilon)
+    return gated_rms_norm(y, gate, norm.weight, norm.group_size, norm.variance_epsilon,
+                          out_dtype=out_dtype)
 
 
 def _norm(mixer, name, x):

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 SOURCES = tuple(Path(__file__).with_name("csrc") / name
                 for name in ("selective_scan.c", "ssd_scan.c", "wkv6_scan.c", "wkv7_scan.c",
                              "linear_scan.c", "causal_conv1d.c", "gated_rms_norm.c"))
+HEADERS = (Path(__file__).with_name("csrc") / "bf16.h",)  # part of the build's cache key
 # -ffast-math lets gcc vectorise expf through glibc's libmvec. Linking is a separate step
 # without it, so the library does not switch the whole process to flush-to-zero on load.
 # -fopenmp: the kernel's threads come from libgomp, the OpenMP runtime torch itself loads, so
@@ -98,7 +99,7 @@ def _build(compiler: str, openmp: bool = True) -> Path:
     if not openmp:
         compile_flags = [f for f in COMPILE_FLAGS if f != "-fopenmp"] + SERIAL_FLAGS
         link_flags = [f for f in LINK_FLAGS if f != "-fopenmp"]
-    sources = [source.read_bytes() for source in SOURCES]
+    sources = [source.read_bytes() for source in (*SOURCES, *HEADERS)]
     key = hashlib.sha256(
         b"\0".join([*sources, " ".join(compile_flags + link_flags).encode(), _cpu_id().encode()])
     ).hexdigest()[:16]
@@ -162,10 +163,10 @@ def load() -> ctypes.CDLL | None:
         lib.lc_linear_scan.argtypes = [ptr] * 4 + [i64] * 3 + [ctypes.c_int32]
         lib.lc_linear_scan.restype = None
         lib.lc_causal_conv1d.argtypes = [ptr] * 5 + [ctypes.POINTER(i64)] + [i64] * 5 + [
-            ctypes.c_int32, ctypes.c_int32]
+            ctypes.c_int32] * 3
         lib.lc_causal_conv1d.restype = None
-        lib.lc_gated_rms_norm.argtypes = [ptr] * 4 + [i64] * 5 + [ctypes.c_float,
-                                                                  ctypes.c_int32]
+        lib.lc_gated_rms_norm.argtypes = [ptr] * 4 + [i64] * 5 + [ctypes.c_float] + [
+            ctypes.c_int32] * 2
         lib.lc_gated_rms_norm.restype = None
         lib.lc_scan_max_state.restype = ctypes.c_int
         _lib = lib
@@ -324,36 +325,41 @@ def linear_scan(a: torch.Tensor, x: torch.Tensor, h: torch.Tensor) -> torch.Tens
 
 
 def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                  history: torch.Tensor | None, silu: bool) -> torch.Tensor:
-    """Depthwise causal conv (and SiLU); returns y (batch, L, channels) float32 contiguous.
+                  history: torch.Tensor | None, silu: bool,
+                  out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Depthwise causal conv (and SiLU); returns y (batch, L, channels) contiguous, float32 or
+    ``out_dtype`` bfloat16 (computed in float32, rounded once).
 
-    x: (batch, L, channels) float32 with a unit channel stride (a slice of a projection costs
-    no copy); weight: (channels, K); bias: (channels,); history: (batch, channels, K') with
-    K' >= K - 1, the inputs before x (most recent last), or None for zeros. Semantics as in
-    ``csrc/causal_conv1d.c``.
+    x: (batch, L, channels) float32 or bfloat16 with a unit channel stride (a slice of a
+    projection costs no copy; other dtypes are converted); weight: (channels, K); bias:
+    (channels,); history: (batch, channels, K') with K' >= K - 1, the inputs before x (most
+    recent last), or None for zeros. Semantics as in ``csrc/causal_conv1d.c``.
     """
     lib = _require()
     batch, L, channels = x.shape
     K = weight.shape[-1]
-    if x.stride(-1) != 1 or x.dtype != torch.float32:
-        x = x.float().contiguous()
+    x = _kernel_input(x)
     w = weight.float().t().contiguous()  # (K, channels): one vector per tap
     bias = None if bias is None else bias.float().contiguous()
     history = None if history is None else history.float().contiguous()
-    y = torch.empty(batch, L, channels)
+    y = torch.empty(batch, L, channels, dtype=_kernel_output(out_dtype))
     st = (ctypes.c_int64 * 2)(*x.stride()[:2])
     ptr = [t.data_ptr() if t is not None else None for t in (x, history, w, bias, y)]
     threads = _threads(batch * L * channels, 1 << 15)
     lib.lc_causal_conv1d(*ptr, st, batch, L, channels, K,
-                         history.shape[-1] if history is not None else 0, int(silu), threads)
+                         history.shape[-1] if history is not None else 0, int(silu),
+                         _dtype_bits(x, y), threads)
     return y
 
 
 def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor | None, weight: torch.Tensor,
-                   group_size: int, eps: float) -> torch.Tensor:
+                   group_size: int, eps: float,
+                   out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``weight * v / rms(v)`` over groups of ``group_size`` channels, v = x * silu(gate);
-    returns (..., channels) float32 contiguous. x, gate: (..., channels) float32 whose rows
-    are evenly strided with a unit channel stride. Semantics as in ``csrc/gated_rms_norm.c``.
+    returns (..., channels) contiguous, float32 or ``out_dtype`` bfloat16 (computed in
+    float32, rounded once). x, gate: (..., channels) float32 or bfloat16 (other dtypes are
+    converted) whose rows are evenly strided with a unit channel stride. Semantics as in
+    ``csrc/gated_rms_norm.c``.
     """
     lib = _require()
     shape = x.shape
@@ -362,17 +368,36 @@ def gated_rms_norm(x: torch.Tensor, gate: torch.Tensor | None, weight: torch.Ten
     if channels % group_size:
         raise ValueError(f"{channels} channels do not split in groups of {group_size}")
     weight = weight.float().contiguous()
-    y = torch.empty(rows, channels)
+    y = torch.empty(rows, channels, dtype=_kernel_output(out_dtype))
     ptr = [t.data_ptr() if t is not None else None for t in (x, gate, weight, y)]
     threads = _threads(rows * channels, 1 << 15)
     lib.lc_gated_rms_norm(*ptr, x.stride(0), gate.stride(0) if gate is not None else 0, rows,
-                          channels, group_size, eps, threads)
+                          channels, group_size, eps, _dtype_bits(x, gate, y), threads)
     return y.view(shape)
 
 
+def _kernel_input(t: torch.Tensor) -> torch.Tensor:
+    """t as float32 or bfloat16 (what the kernels read) with a unit last stride."""
+    if t.dtype not in (torch.float32, torch.bfloat16):
+        t = t.float()
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+def _kernel_output(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a kernel writes for a wanted ``dtype``: bfloat16 itself, else float32."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else torch.float32
+
+
+def _dtype_bits(*tensors: torch.Tensor | None) -> int:
+    """The kernels' ``dtypes`` argument: bit i set when tensor i is bfloat16."""
+    return sum(1 << i for i, t in enumerate(tensors) if t is not None and t.dtype ==
+               torch.bfloat16)
+
+
 def _rows(t: torch.Tensor) -> torch.Tensor:
-    """t as (rows, channels) float32 with a unit channel stride (a view when it can be)."""
-    flat = t.float().reshape(-1, t.shape[-1])
+    """t as (rows, channels) float32 or bfloat16 with a unit channel stride (a view when it
+    can be)."""
+    flat = _kernel_input(t).reshape(-1, t.shape[-1])
     return flat if flat.stride(-1) == 1 else flat.contiguous()
 
 

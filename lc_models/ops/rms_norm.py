@@ -43,15 +43,18 @@ def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
     return weight * groups.view(*prefix, channels).to(dtype)
 
 
-def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto"):
+def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto",
+                   out_dtype=None):
     """``gated_rms_norm_ref``'s result, in the same dtype (x's and the weight's promoted, as
-    in the module); ``backend``: "auto" (native when x and the weight are float32, bfloat16
-    or float16 CPU tensors and the kernel is built; else torch), "native" or "torch"."""
+    in the module) or rounded to ``out_dtype`` (for a caller that casts it next); ``backend``:
+    "auto" (native when x and the weight are float32, bfloat16 or float16 CPU tensors and the
+    kernel is built; else torch), "native" or "torch"."""
     fits = _fits(x, weight)
     if not native.use_kernel(backend, fits, "norm", "float32 or half-precision CPU tensors"):
-        return gated_rms_norm_ref(x, gate, weight, group_size, eps)
-    y = native.gated_rms_norm(x, gate, weight, group_size, eps)  # float32
-    return y.to(torch.promote_types(x.dtype, weight.dtype))
+        y = gated_rms_norm_ref(x, gate, weight, group_size, eps)
+        return y if out_dtype is None else y.to(out_dtype)
+    dtype = out_dtype or torch.promote_types(x.dtype, weight.dtype)
+    return native.gated_rms_norm(x, gate, weight, group_size, eps, dtype).to(dtype)
 
 
 def _fits(x, weight) -> bool:
