@@ -76,3 +76,18 @@ def test_half_precision_is_the_float32_conv_rounded_once(backend, dtype):
     ulp = torch.finfo(dtype).eps
     err = ((torch.cat(ys, 1).float() - expected).abs() / (expected.abs() + 1e-3)).max().item()
     assert err <= ulp, f"{err:.2e} > one ulp {ulp:.1e}"
+
+
+@pytest.mark.skipif(NATIVE_OFF, reason="LC_EVAL_NATIVE=0")
+def test_native_bf16_rounding_is_torchs():
+    """An identity conv (one tap of weight 1) rounds float32 to bf16 exactly as torch does:
+    ties to even, NaN, infinities and overflow included."""
+    g = torch.Generator().manual_seed(9)
+    special = torch.tensor([float("nan"), float("inf"), -float("inf"), 3.4e38, 1 + 2**-8,
+                            1 + 3 * 2**-8, 1e-40])
+    x = torch.cat([special, torch.randn(1000, generator=g) * 1e3])[None, None]  # (1, 1, C)
+    C = x.shape[-1]
+    y, _ = causal_conv1d(x, torch.ones(C, 1), None, None, out_dtype=torch.bfloat16,
+                         backend="native")
+    assert y.dtype == torch.bfloat16 and torch.isnan(y[..., 0]).all()  # a NaN stays a NaN
+    assert torch.equal(y[..., 1:].view(torch.int16), x[..., 1:].bfloat16().view(torch.int16))

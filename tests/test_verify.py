@@ -37,12 +37,28 @@ def forget_on_single_tokens(runner, ids, state):
     return runner.prefill(ids, runner.new_state(ids.shape[0]) if ids.shape[1] == 1 else state)
 
 
-def one_noisy_position(runner, ids, state):
-    """Rounding noise at one position of one chunk: 20% of the largest logit."""
+def noisy_first_chunk(runner, ids, state, calls=[]):  # noqa: B006 (counts the calls)
+    """Rounding noise at one position of the first chunk, half the largest logit (or 0.5)."""
     logits, state = runner.prefill(ids, state)
-    logits = logits.clone()
-    logits[0, 0, 0] += 0.2 * logits.abs().max()
+    calls.append(1)
+    if len(calls) == 1:
+        logits = logits.clone()
+        logits[0, 0, 0] += 0.5 * logits.abs().max().clamp(min=1.0)
     return logits, state
+
+
+def nan_at_one_step(runner, ids, state):
+    """The decoding steps return a NaN logit."""
+    logits, state = runner.prefill(ids, state)
+    if ids.shape[1] == 1:
+        logits = logits.clone()
+        logits[1, 0, 3] = float("nan")
+    return logits, state
+
+
+def wrong_shape_at_one_step(runner, ids, state):
+    logits, state = runner.prefill(ids, state)
+    return (logits[:, :, :-1] if ids.shape[1] == 1 else logits), state
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
@@ -57,6 +73,26 @@ def test_a_right_model_passes_and_forgetting_the_state_fails(tiny_model, dtype):
 
 
 def test_one_noisy_position_fails_float32_but_not_half_precision(tiny_model):
-    runner = Wrapped(runner_for(load(tiny_model, "llama"), verify=False), one_noisy_position)
-    assert chunked_error(runner) > 0.05  # refused in float32 (1e-4)
+    runner = Wrapped(runner_for(load(tiny_model, "llama"), verify=False), noisy_first_chunk)
+    assert chunked_error(runner) > 0.4  # refused in float32 (1e-4)
     assert chunked_error(runner, half=True) < 1e-4
+
+
+@pytest.mark.parametrize("fn", [nan_at_one_step, wrong_shape_at_one_step])
+def test_a_nan_or_a_wrong_shape_anywhere_fails_in_any_precision(tiny_model, fn):
+    runner = Wrapped(runner_for(load(tiny_model, "llama"), verify=False), fn)
+    assert chunked_error(runner) == float("inf")
+    assert chunked_error(runner, half=True) == float("inf")
+
+
+def test_a_state_lost_in_one_sequence_of_the_batch_fails_half_precision(tiny_model):
+    """The check runs two sequences as a batch: a bug that resets only the second is caught,
+    though it leaves half the positions of every segment right."""
+    def reset_second_row(runner, ids, state):
+        logits, state = runner.prefill(ids, state)
+        fresh, _ = runner.prefill(ids, runner.new_state(ids.shape[0]))
+        return torch.cat([logits[:1], fresh[1:]]), state
+
+    model = load(tiny_model, "llama", torch.bfloat16, "someones_llama")
+    runner = Wrapped(runner_for(model, verify=False), reset_second_row)
+    assert chunked_error(runner, half=True) > 2 * HALF_PRECISION_TOLERANCE

@@ -12,7 +12,8 @@ run it on slices of their in-projection, channels last.
 ``causal_conv1d`` runs the native kernel on a CPU (``csrc/causal_conv1d.c``: one read of x,
 one write of y, the SiLU fused in; about a tenth of the memory traffic of the torch ops).
 Both compute in float32 whatever x's dtype, as torch's conv kernels accumulate, and round y
-once to x's dtype: in bf16 the native kernel serves too.
+once to x's dtype (or keep it float32 for a float32 consumer, ``out_dtype``; the torch path
+then holds a float32 copy of x, on a GPU too): in bf16 the native kernel serves too.
 
 >>> import torch
 >>> x, w = torch.randn(1, 9, 6), torch.randn(6, 4)

@@ -5,7 +5,8 @@ and the fallback: six passes over the activations, each into a fresh tensor);
 ``gated_rms_norm`` runs the native kernel on a CPU (``csrc/gated_rms_norm.c``: one read of x
 and the gate, one write). It computes in float32; for a half-precision x it rounds once, where
 the module rounds the normed value and then its product with the weight, so the two can
-differ by one unit in the last place of bf16 (2**-8 relative), far inside bf16's tolerance. Without a gate and with one group it is the plain
+differ by about one unit in the last place of bf16 (2**-8 to 2**-7 relative), far inside
+bf16's tolerance. Without a gate and with one group it is the plain
 RMS norm of Llama, Mamba and Mamba-2 blocks (``PLAIN_RMS_NORMS``), which ``patch`` routes
 through the same kernel.
 
@@ -43,8 +44,8 @@ def gated_rms_norm_ref(x, gate, weight, group_size: int, eps: float):
     return weight * groups.view(*prefix, channels).to(dtype)
 
 
-def gated_rms_norm(x, gate, weight, group_size: int, eps: float, backend="auto",
-                   out_dtype=None):
+def gated_rms_norm(x, gate, weight, group_size: int, eps: float, out_dtype=None,
+                   backend="auto"):
     """``gated_rms_norm_ref``'s result, in the same dtype (x's and the weight's promoted, as
     in the module) or rounded to ``out_dtype`` (for a caller that casts it next); ``backend``:
     "auto" (native when x and the weight are float32, bfloat16 or float16 CPU tensors and the

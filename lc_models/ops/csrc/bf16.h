@@ -1,6 +1,6 @@
 /* bfloat16 <-> float32 for the kernels that take half-precision activations. A bf16 value is
    the top 16 bits of a float32: widening is a shift, narrowing rounds to nearest even (NaN
-   kept a quiet NaN), as torch's own conversion does. Both loops vectorise. */
+   kept a quiet NaN, Inf kept), as torch's own conversion does. Both loops vectorise. */
 #ifndef LC_BF16_H
 #define LC_BF16_H
 #include <stdint.h>
@@ -17,7 +17,8 @@ static inline uint16_t lc_f32_to_bf16(float f) {
   uint32_t u;
   memcpy(&u, &f, sizeof u);
   uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  return f != f ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)rounded;
+  /* NaN tested on the bits: -ffast-math lets the compiler assume f == f */
+  return (u & 0x7FFFFFFFu) > 0x7F800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)rounded;
 }
 
 /* dst[0..n) = src[0..n) as float32; src float32 (bf16 == 0) or bfloat16 (bf16 == 1). */

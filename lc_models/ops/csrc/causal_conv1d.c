@@ -37,6 +37,7 @@ void lc_causal_conv1d(const void *x, const float *hist, const float *w, const fl
 #pragma omp parallel num_threads(threads)
   {
     float *row = yb ? malloc((size_t)C * sizeof(float)) : NULL; /* y's row before rounding */
+    if (yb && !row) abort();
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < batch * blocks; ++task) {
       const int64_t b = task / blocks, t0 = (task % blocks) * TOKENS_PER_TASK;

@@ -21,7 +21,9 @@ void lc_gated_rms_norm(const void *x, const void *g, const float *w, void *y, in
   const size_t xsize = xb ? 2 : 4, gsize = gb ? 2 : 4, ysize = yb ? 2 : 4;
 #pragma omp parallel num_threads(threads)
   {
-    float *v = malloc(2 * (size_t)C * sizeof(float)), *gr = v + C; /* row buffers */
+    float *v = malloc(2 * (size_t)C * sizeof(float)); /* row buffers: v, then the gate */
+    if (!v) abort();
+    float *gr = v + C;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
       lc_load_row(v, (const char *)x + (size_t)(r * sx) * xsize, xb, C);
