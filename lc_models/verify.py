@@ -32,16 +32,18 @@ RELATIVE_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-6}
 HALF_PRECISION_TOLERANCE = 5e-2
 # config fields holding a local attention window (or attention chunk) size
 _WINDOW_FIELDS = ("sliding_window", "attention_window_size", "attention_chunk_size")
-# bf16's machine epsilon (torch.finfo(torch.bfloat16).eps): the spacing of bf16 values in
-# [1, 2), so one to two units in the last place of a value
-BF16_EPS = 2.0**-7
+# bf16's tolerance on a summed log-likelihood, relative: 2**-6, two bits short of bf16's
+# eight (its machine epsilon is 2**-7)
+BF16_RELATIVE = 2.0**-6
 
 
 def bf16_agrees(lc: float, stock: float, exact: float) -> bool:
     """bf16's tolerance for a log-likelihood (stated in the README's Performance section):
-    ``lc``, lc_hf's in bf16, is no further from ``exact`` (the float32 result) than twice
-    ``stock``'s error (stock ``hf``'s in bf16), plus ``BF16_EPS`` times ``exact``."""
-    return abs(lc - exact) <= 2 * abs(stock - exact) + BF16_EPS * abs(exact)
+    ``lc``, lc_hf's in bf16, is within ``BF16_RELATIVE`` of ``exact`` (the float32 result),
+    or no further from it than twice ``stock``'s error (stock ``hf``'s in bf16), whichever
+    is larger. Random-weight models amplify bf16's rounding: a 24-layer Mamba2-130m config
+    is 0.2-1.8 nats off over 8 tokens (about 1.5%) under either implementation."""
+    return abs(lc - exact) <= max(2 * abs(stock - exact), BF16_RELATIVE * abs(exact))
 
 
 def probe_size(config) -> tuple[int, int]:
