@@ -211,7 +211,7 @@ def markdown(results: dict) -> str:
         ll = res["loglikelihood"]
         sizes = next(((p["params"], p["params_nonembedding"]) for pts in ll.values()
                       for p in pts if "params" in p), None)
-        roof = gemm * 1e9 / (2 * sizes[1]) if sizes else None
+        roof = rooflines(gemm, sizes[1], 1, 0.0)[0] if sizes else None  # the same at any length
         head = f"### {description(name)}"
         if sizes:
             head += (f": {sizes[0] / 1e6:.1f}M params ({sizes[1] / 1e6:.1f}M outside embedding "

@@ -80,7 +80,7 @@ def load_lm(model: str, path: str, n_tokens: int, model_args: str):
     else:
         args = f"pretrained={path},device=cpu,dtype=float32"
     if (where / "tokenizer").is_dir():  # a native checkpoint, saved with the char tokenizer
-        args += f",tokenizer={Path(path) / 'tokenizer'}"
+        args += f",tokenizer={where / 'tokenizer'}"
     if model == "hf":  # stock hf would left-truncate at the config's length otherwise
         args += f",max_length={n_tokens + 64}"
     if model_args:

@@ -396,9 +396,8 @@ def _dtype_bits(*tensors: torch.Tensor | None) -> int:
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
     """t as (rows, channels) float32 or bfloat16 with a unit channel stride (a view when it
-    can be)."""
-    flat = _kernel_input(t).reshape(-1, t.shape[-1])
-    return flat if flat.stride(-1) == 1 else flat.contiguous()
+    can be: ``_kernel_input`` gives the unit stride, which the reshape keeps)."""
+    return _kernel_input(t).reshape(-1, t.shape[-1])
 
 
 CPU_BACKENDS = ("auto", "native", "torch")

@@ -213,7 +213,6 @@ def _per_head(t, nheads):
     return t.repeat_interleave(nheads // t.shape[2], dim=2)
 
 
-
 def _finish(y, x, D, z):
     """Skip connection and gate: (y + D x) * silu(z), cast to x's dtype."""
     if D is not None:

@@ -144,4 +144,3 @@ def _block(r, k, v, log_w, u, S):
     o = o + (r * a_excl.float().exp()) @ states[:, :, :K]  # what each token reads of the state
     o = o.permute(0, 2, 3, 1, 4).reshape(batch, K * T, heads, n)[:, :L]
     return o, states[:, :, K].contiguous()
-
