@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lc_models.arch import runner_for
-from lc_models.verify import HALF_PRECISION_TOLERANCE, chunked_error
+from lc_models.verify import HALF_PRECISION_TOLERANCE, chunked_error, position_errors
 
 
 def load(tiny_model, arch, dtype=torch.float32, model_type=None):
@@ -37,14 +37,24 @@ def forget_on_single_tokens(runner, ids, state):
     return runner.prefill(ids, runner.new_state(ids.shape[0]) if ids.shape[1] == 1 else state)
 
 
-def noisy_first_chunk(runner, ids, state, calls=[]):  # noqa: B006 (counts the calls)
-    """Rounding noise at one position of the first chunk, half the largest logit (or 0.5)."""
-    logits, state = runner.prefill(ids, state)
-    calls.append(1)
-    if len(calls) == 1:
-        logits = logits.clone()
-        logits[0, 0, 0] += 0.5 * logits.abs().max().clamp(min=1.0)
-    return logits, state
+class NoisyFirstChunk(Wrapped):
+    """Rounding noise at one position of each probe's first chunk (a probe starts with
+    ``new_state``): half the largest logit, or 0.5."""
+
+    def __init__(self, runner):
+        super().__init__(runner, None)
+
+    def new_state(self, batch):
+        self.first = True
+        return super().new_state(batch)
+
+    def prefill(self, ids, state):
+        logits, state = self.runner.prefill(ids, state)
+        if self.first:
+            self.first = False
+            logits = logits.clone()
+            logits[0, 0, 0] += 0.5 * logits.abs().max().clamp(min=1.0)
+        return logits, state
 
 
 def nan_at_one_step(runner, ids, state):
@@ -73,7 +83,9 @@ def test_a_right_model_passes_and_forgetting_the_state_fails(tiny_model, dtype):
 
 
 def test_one_noisy_position_fails_float32_but_not_half_precision(tiny_model):
-    runner = Wrapped(runner_for(load(tiny_model, "llama"), verify=False), noisy_first_chunk)
+    runner = NoisyFirstChunk(runner_for(load(tiny_model, "llama"), verify=False))
+    errors, _ = position_errors(runner)
+    assert (errors > 0.4).sum() == 1  # the noise is in each probe, at one position
     assert chunked_error(runner) > 0.4  # refused in float32 (1e-4)
     assert chunked_error(runner, half=True) < 1e-4
 
