@@ -9,8 +9,10 @@ previous chunk (``prev``, zeros at a sequence start). Mamba's mixers and mamba_s
 run it on slices of their in-projection, channels last.
 
 ``causal_conv1d_ref`` is K shifted multiply-adds in torch (the oracle, and the fallback);
-``causal_conv1d`` runs the native kernel on a CPU (``csrc/causal_conv1d.c``: one read of x,
-one write of y, the SiLU fused in; about a tenth of the memory traffic of the torch ops).
+``causal_conv1d`` runs the kernel ``lc_models.ops.dispatch`` picks: on CUDA the
+``causal-conv1d`` package's ``causal_conv1d_fn`` (2 to 4 taps; y in x's dtype, then cast), on a
+CPU the native kernel (``csrc/causal_conv1d.c``: one read of x, one write of y, the SiLU fused
+in; about a tenth of the memory traffic of the torch ops).
 Both compute in float32 whatever x's dtype, as torch's conv kernels accumulate, and round y
 once to x's dtype (or keep it float32 for a float32 consumer, ``out_dtype``; the torch path
 then holds a float32 copy of x, on a GPU too): in bf16 the native kernel serves too.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 
 ACTIVATIONS = (None, "silu")
 
@@ -63,13 +65,23 @@ def causal_conv1d_ref(x, weight, bias=None, prev=None, activation=None, out_dtyp
 
 def causal_conv1d(x, weight, bias=None, prev=None, activation=None, out_dtype=None,
                   backend="auto"):
-    """``causal_conv1d_ref``'s result; ``backend``: "auto" (native for float32, bfloat16 and
-    float16 on a CPU when built, else torch), "native" or "torch"."""
-    fits = x.device.type == "cpu" and x.dtype in native.KERNEL_DTYPES
-    if not native.use_kernel(backend, fits, "conv", "float32 or half-precision CPU tensors"):
+    """``causal_conv1d_ref``'s result; ``backend``: "auto" (see ``lc_models.ops.dispatch``; the
+    native kernel takes float32, bfloat16 and float16), "native", "vendor" or "torch"."""
+    K = weight.shape[-1]
+    kind = dispatch.choose("causal_conv1d", x, backend=backend,
+                           native_fits=x.dtype in native.KERNEL_DTYPES,
+                           vendor_fits=2 <= K <= 4 and x.dtype in native.KERNEL_DTYPES,
+                           needs="float32 or half-precision CPU tensors")
+    if kind == "torch":
         return causal_conv1d_ref(x, weight, bias, prev, activation, out_dtype)
     prev = _check(x, weight, prev, activation)
     dtype = out_dtype or x.dtype
+    if kind == "vendor":  # channels-last (batch, channels, L) views in and out, as it wants
+        history = prev[..., prev.shape[-1] - (K - 1) :].transpose(1, 2).contiguous()
+        y = dispatch.vendor("causal_conv1d")(
+            x.transpose(1, 2), weight.to(x.dtype), None if bias is None else bias.to(x.dtype),
+            initial_states=history.to(x.dtype).transpose(1, 2), activation=activation)
+        return y.transpose(1, 2).to(dtype).contiguous(), _tail(x, prev, K)
     y = native.causal_conv1d(x, weight, bias, prev, activation == "silu", dtype)
     return y.to(dtype), _tail(x, prev, weight.shape[-1])  # bf16 and float32 come back as asked
 

@@ -2,14 +2,27 @@
 
     h[b,c] <- a[b,t,c] * h[b,c] + x[b,t,c],    y[b,t,c] = h[b,c]
 
+with ``a`` in [0, 1]: RecurrentGemma passes ``exp(-8 r softplus(Λ))``, zeroed at a document
+reset. Nothing else is assumed or checked (a negative ``a`` would need the log of its
+magnitude and a sign; no caller makes one).
+
 ``linear_scan_ref`` is that loop over tokens in torch (transformers' ``_rnn_scan``, the
-oracle, a few torch ops per token); ``linear_scan`` runs it in C on a CPU
-(``csrc/linear_scan.c``: one pass, the channels vectorised), the reference elsewhere.
+oracle, a few torch ops per token). ``linear_scan`` computes the same through the kernel
+``lc_models.ops.dispatch`` picks: ``"native"`` on a CPU (``csrc/linear_scan.c``: one pass, the
+channels vectorised), else ``"torch"``, chunks of ``CHUNK`` tokens, ``CHUNKS_PER_BLOCK`` of
+them at once (one Python iteration per block):
+
+* within a chunk, token t reads token s <= t through ``exp(g[t] - g[s])``, ``g`` the
+  cumulative log of ``a`` (summed in float64). The (T, T) factor per channel is formed
+  explicitly, every exponent <= 0, so strong decays never overflow; ``log(0)`` is floored at
+  ``-LOG_ZERO``, whose exponent underflows to an exact 0 (a reset forgets exactly);
+* the state enters each chunk through its cumulative decay, and the states entering the
+  chunks of a block come from one lower-triangular decay matrix per channel.
 
 >>> import torch
 >>> a, x = torch.rand(1, 9, 4), torch.randn(1, 9, 4)
 >>> y1, h = linear_scan(a[:, :5], x[:, :5])
->>> y2, _ = linear_scan(a[:, 5:], x[:, 5:], h)
+>>> y2, _ = linear_scan(a[:, 5:], x[:, 5:], h, backend="torch")
 >>> torch.allclose(torch.cat([y1, y2], 1), linear_scan_ref(a, x)[0], atol=1e-6)
 True
 """
@@ -17,8 +30,13 @@ True
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
+
+CHUNK = 16  # tokens per chunk: the (T, T, channels) factor grows with it
+CHUNKS_PER_BLOCK = 16
+LOG_ZERO = 1e4  # log(a) >= -LOG_ZERO; exp(-LOG_ZERO) is 0 in float32 and float64
 
 
 def linear_scan_ref(a, x, h=None):
@@ -33,12 +51,51 @@ def linear_scan_ref(a, x, h=None):
     return y, h
 
 
-def linear_scan(a, x, h=None, backend="auto"):
-    """``linear_scan_ref``'s result; ``backend``: "auto" (native on a CPU when the kernel is
-    built), "native" or "torch"."""
-    if not native.use_kernel(backend, x.device.type == "cpu", "linear-scan"):
-        return linear_scan_ref(a, x, h)
-    batch, _, channels = x.shape
-    state = (torch.zeros(batch, channels) if h is None
-             else h.float().contiguous().clone())  # (batch, channels), updated in place
-    return native.linear_scan(a, x, state), state
+def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
+    """``linear_scan_ref``'s result (y, final h), float32. ``backend``: "auto" (see
+    ``lc_models.ops.dispatch``), "native", "torch" or "vendor" (none exists: native on a CPU,
+    else torch); ``chunk_size``: tokens per chunk of the torch form (default ``CHUNK``)."""
+    batch, L, channels = x.shape
+    kind = dispatch.choose("linear_scan", x, backend=backend)
+    if kind == "native":
+        state = (torch.zeros(batch, channels) if h is None
+                 else h.float().contiguous().clone())  # (batch, channels), updated in place
+        return native.linear_scan(a, x, state), state
+    T = chunk_size or CHUNK
+    if T < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {T}")
+    state = x.new_zeros(batch, channels, dtype=torch.float32) if h is None else h.float()
+    log_a = a.double().log().clamp_(min=-LOG_ZERO)  # (batch, L, channels), 0 -> -LOG_ZERO
+    x = x.float()
+    ys = []
+    span = T * CHUNKS_PER_BLOCK
+    for s in range(0, L, span):
+        y, state = _block(log_a[:, s : s + span], x[:, s : s + span], state, T)
+        ys.append(y)
+    y = torch.cat(ys, 1) if ys else x.new_zeros(x.shape)
+    return y, state
+
+
+def _block(log_a, x, h, T):
+    """Up to CHUNKS_PER_BLOCK chunks of T tokens at once. log_a: (batch, L, channels) float64;
+    x: (batch, L, channels) float32; h: (batch, channels) float32, the state before. The tail
+    is padded with log_a = x = 0: no decay, no input, the state exact."""
+    batch, L, channels = x.shape
+    pad = -L % T
+    if pad:
+        log_a, x = F.pad(log_a, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
+    K = (L + pad) // T
+    g = log_a.view(batch, K, T, channels).cumsum(2)  # (b, K, T, c): log decay through t, <= 0
+    x = x.view(batch, K, T, channels)
+    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[..., None]
+    # token t reads token s <= t through the decays of tokens s+1 .. t: (b, K, T_t, T_s, c)
+    pairs = (g[:, :, :, None] - g[:, :, None]).float().clamp_(max=0.0).exp_().mul_(causal)
+    y = (pairs * x[:, :, None]).sum(3)  # (b, K, T, c): each chunk from a zero state
+    # the states entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
+    ends = F.pad(g[:, :, -1].cumsum(1), (0, 0, 1, 0))  # (b, K + 1, c): log decay to chunk k
+    lower = torch.ones(K + 1, K + 1, dtype=torch.bool, device=x.device).tril()[..., None]
+    carry = (ends[:, :, None] - ends[:, None]).float().clamp_(max=0.0).exp_().mul_(lower)
+    sources = torch.cat([h[:, None], y[:, :, -1]], 1)  # (b, K + 1, c)
+    states = (carry * sources[:, None]).sum(2)  # (b, K + 1, c): entering chunk k
+    y = y + g.float().exp() * states[:, :K, None]  # each token reads its chunk's start state
+    return y.view(batch, K * T, channels)[:, :L], states[:, K]

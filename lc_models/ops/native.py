@@ -404,16 +404,11 @@ CPU_BACKENDS = ("auto", "native", "torch")
 
 
 def use_kernel(backend: str, fits: bool, op: str, needs: str = "CPU tensors") -> bool:
-    """Whether an op with ``CPU_BACKENDS`` runs its native kernel. ``fits``: the inputs suit
-    the kernel. "auto" takes it where it fits and is built; "native" where it cannot run, or
-    an unknown backend, is a clear error."""
-    if backend not in CPU_BACKENDS:
-        raise ValueError(f"unknown {op} backend {backend!r}; choose one of {CPU_BACKENDS}")
-    fits = fits and available()
-    if backend == "native" and not fits:
-        raise ValueError(f"backend='native' needs {needs} and a C compiler (see "
-                         "lc_models.ops.native); use backend='torch'")
-    return backend != "torch" and fits
+    """Whether an op runs its native kernel, by ``lc_models.ops.dispatch``'s one rule.
+    ``fits``: the inputs suit the kernel (a CPU device included)."""
+    from lc_models.ops import dispatch
+
+    return dispatch.choose(op, "cpu", backend=backend, native_fits=fits, needs=needs) == "native"
 
 
 def _check_state(h: torch.Tensor) -> None:

@@ -24,7 +24,7 @@ import types
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 
 # transformers classes whose forward is exactly ``weight * (x / rms(x))``, the norm in fp32 and
 # cast back before the weight (tests/test_rms_norm.py compares each with its own forward)
@@ -50,8 +50,9 @@ def gated_rms_norm(x, gate, weight, group_size: int, eps: float, out_dtype=None,
     in the module) or rounded to ``out_dtype`` (for a caller that casts it next); ``backend``:
     "auto" (native when x and the weight are float32, bfloat16 or float16 CPU tensors and the
     kernel is built; else torch), "native" or "torch"."""
-    fits = _fits(x, weight)
-    if not native.use_kernel(backend, fits, "norm", "float32 or half-precision CPU tensors"):
+    kind = dispatch.choose("gated_rms_norm", x, backend=backend, native_fits=_fits(x, weight),
+                           needs="float32 or half-precision CPU tensors")
+    if kind != "native":  # no vendor kernel: torch on a GPU
         y = gated_rms_norm_ref(x, gate, weight, group_size, eps)
         return y if out_dtype is None else y.to(out_dtype)
     dtype = out_dtype or torch.promote_types(x.dtype, weight.dtype)

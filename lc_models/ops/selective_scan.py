@@ -7,13 +7,15 @@ The recurrence, per batch row b, channel d and state index n (shapes as in mamba
     y[b,d,t]  = sum_n C[b,n,t] * h[b,d,n] + D[d] * u[b,d,t],   then  y *= silu(z[b,d,t])
 
 ``selective_scan_ref`` is that loop over tokens, the oracle. ``selective_scan`` computes the
-same numbers without a Python loop over tokens, through one of three backends:
+same numbers without a Python loop over tokens, through the kernel ``lc_models.ops.dispatch``
+picks:
 
 * ``"native"`` (CPU default): a compiled C loop, state in registers (``lc_models.ops.native``);
-* ``"torch"``: chunks of ``chunk_size`` tokens, each scanned by log-depth doubling in torch;
-  memory is O(batch * d_inner * chunk_size * d_state), independent of L;
-* ``"mamba_ssm"`` (CUDA default when installed): mamba_ssm's zero-state kernel plus the
-  contribution of the initial state, which the recurrence carries linearly
+* ``"torch"``: chunks of ``chunk_size`` tokens in matrix form, a block of them at once
+  (``_block``); memory is O(batch * d_inner * BLOCK_TOKENS * chunk_size * d_state),
+  independent of L;
+* ``"vendor"`` (alias ``"mamba_ssm"``; CUDA default when installed): mamba_ssm's zero-state
+  kernel plus the contribution of the initial state, which the recurrence carries linearly
   (``add_initial_state``).
 
 All backends compute in float32 and return y in the dtype of ``u``; the state is float32.
@@ -40,19 +42,17 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 
-BACKENDS = ("auto", "native", "torch", "mamba_ssm")
-# Tokens per chunk of the torch backend: the doubling scan costs log2(chunk) passes over
-# (batch, d_inner, chunk, d_state); 64 is the fastest on a 2-core CPU, GPUs like larger.
-DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 256}
+BACKENDS = (*dispatch.KERNELS, "mamba_ssm")
+# Tokens per chunk of the torch backend: the (chunk, chunk, d_state) decay factor per channel
+# grows with it; chunks of BLOCK_TOKENS tokens together are one Python iteration.
+DEFAULT_CHUNK_SIZE = 8
+BLOCK_TOKENS = 64
+# Tokens per step of the mamba_ssm wrapper's initial-state correction (memory per step:
+# (batch, d_inner, STATE_SPAN, d_state)).
+STATE_SPAN = 256
 LOG_FLUSH = -60.0  # decays exp(x) are floored at exp(LOG_FLUSH), never subnormal
-
-try:  # optional CUDA kernels
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as _mamba_ssm_scan_fn
-except Exception:  # noqa: BLE001  (ImportError, or a broken CUDA build)
-    _mamba_ssm_scan_fn = None
-
 
 def selective_scan_ref(
     u,
@@ -109,12 +109,14 @@ def selective_scan(
     ``backend`` is one of ``BACKENDS``.
     """
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    backend = _pick_backend(backend, u, A)
+    backend = dispatch.choose("selective_scan", u, backend=backend,
+                              native_fits=A.shape[1] <= native.max_state(),
+                              needs="CPU tensors, d_state <= the kernel's limit")
     if backend == "native" and not _decaying(A, delta, delta_bias, delta_softplus):
         backend = "torch"  # the kernel's vector exp is for dt * A <= 0 only
-    if backend == "mamba_ssm":
+    if backend == "vendor":
         y, h = add_initial_state(
-            _mamba_ssm_scan_fn,
+            dispatch.vendor("selective_scan"),
             u,
             delta,
             A,
@@ -154,33 +156,63 @@ def decay(log_decay: torch.Tensor) -> torch.Tensor:
 def scan_chunked(u, dt, A, B, C, h, chunk_size=None):
     """Torch backend on float32 inputs: returns (y without D/z, final state).
 
-    Each chunk is scanned from a zero state by doubling (after step k, position t holds the
-    sum over its last 2^k tokens; every factor is a decay <= 1, so nothing overflows), then
-    the carried state is added through the cumulative decay of the chunk.
+    u, dt: (batch, d_inner, L); A: (d_inner, d_state); B, C: (batch, d_state, L); h: (batch,
+    d_inner, d_state), the state before. Chunks of ``chunk_size`` tokens (default
+    ``DEFAULT_CHUNK_SIZE``), ``BLOCK_TOKENS`` tokens' worth of them at once (``_block``); memory
+    is bounded by a block, independent of L.
     """
-    T = chunk_size or DEFAULT_CHUNK_SIZE.get(u.device.type, 64)
+    T = chunk_size or DEFAULT_CHUNK_SIZE
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
+    span = T * max(1, BLOCK_TOKENS // T)
+    # masks of the (T, T) and (chunks + 1, chunks + 1) factors: True where nothing is read
+    after = torch.ones(T, T, dtype=torch.bool, device=u.device).triu(1)[..., None]
+    later = torch.ones(span // T + 1, span // T + 1, dtype=torch.bool,
+                       device=u.device).triu(1)[..., None]
     ys = []
-    for s in range(0, u.shape[-1], T):
-        dtc = dt[..., s : s + T]  # (batch, d_inner, T)
-        x = (dtc * u[..., s : s + T])[..., None] * B[:, None, :, s : s + T].transpose(-1, -2)
-        # x: (batch, d_inner, T, d_state), the input of each token to the state.
-        # window[t]: dt summed over the tokens x[t] covers so far. It doubles alongside x, as
-        # a sum of positive terms: differences of a cumsum would lose precision.
-        window = dtc
-        step = 1
-        while step < x.shape[-2]:
-            carried = decay(window[..., step:, None] * A[:, None, :]).mul_(x[..., :-step, :])
-            x = torch.cat([x[..., :step, :], x[..., step:, :] + carried], dim=-2)
-            window = torch.cat([window[..., :step], window[..., step:] + window[..., :-step]], -1)
-            step *= 2
-        # window is now the sum of dt from the chunk start: the decay of the carried state.
-        x = x + decay(window[..., None] * A[:, None, :]).mul_(h[:, :, None, :])
-        ys.append(torch.einsum("bdtn,bnt->bdt", x, C[..., s : s + T]))
-        h = x[..., -1, :]
+    A = A.double()[:, None]  # (d_inner, 1, d_state): log decays are summed in float64
+    for s in range(0, u.shape[-1], span):
+        y, h = _block(u[..., s : s + span], dt[..., s : s + span], A, B[..., s : s + span],
+                      C[..., s : s + span], h, T, after, later)
+        ys.append(y)
     y = torch.cat(ys, -1) if ys else u.new_zeros(u.shape)
     return y, h.contiguous()
+
+
+def _block(u, dt, A, B, C, h, T, after, later):
+    """The chunks of T tokens in (batch, d_inner, L) inputs, all at once; A: (d_inner, 1,
+    d_state) float64; after, later: the masks of ``scan_chunked``. Returns (y (batch, d_inner,
+    L) without D/z, the state after). The tail is padded with dt = u = 0: decay 1 and
+    no input, so the state is exact.
+
+    Within a chunk, token t reads the input of token s <= t through exp(G[t] - G[s]) per
+    (channel, state index), G the cumulative dt * A, summed in float64: the (T, T, d_state)
+    factor is formed explicitly, so no exponent is ever split into a large and a small one.
+    The states entering the chunks come from one (K + 1, K + 1) decay matrix per channel and
+    state index, as in ``lc_models.ops.ssd``.
+    """
+    batch, d_inner, L = u.shape
+    n = A.shape[-1]
+    pad = -L % T
+    if pad:
+        u, dt, B, C = (F.pad(t, (0, pad)) for t in (u, dt, B, C))
+    K = (L + pad) // T
+    G = (dt.double()[..., None] * A).view(batch, d_inner, K, T, n).cumsum(3)  # float64
+    Bc, Cc = (t.view(batch, n, K, T).permute(0, 2, 3, 1)[:, None] for t in (B, C))  # (b,1,K,T,n)
+    x = (dt * u).view(batch, d_inner, K, T, 1) * Bc  # (b, d, K, T, n): each token's input
+    pairs = (G[..., :, None, :] - G[..., None, :, :]).float()  # (b, d, K, T_t, T_s, n)
+    pairs = pairs.clamp_(min=LOG_FLUSH).masked_fill_(after, -float("inf")).exp_()
+    local = (pairs.mul_(x[..., None, :, :])).sum(-2)  # (b, d, K, T, n): from a zero state
+    # the state entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
+    ends = F.pad(G[..., -1, :].cumsum(2), (0, 0, 1, 0))  # (b, d, K + 1, n): log decay to k
+    carry = (ends[:, :, :, None] - ends[:, :, None]).float().clamp_(min=LOG_FLUSH)
+    carry = carry.masked_fill_(later[: K + 1, : K + 1], -float("inf")).exp_()  # (b,d,K+1,K+1,n)
+    sources = torch.cat([h[:, :, None], local[..., -1, :]], 2)  # (b, d, K + 1, n)
+    states = carry.mul_(sources[:, :, None]).sum(3)  # (b, d, K + 1, n): entering chunk k
+    reach = G.float().clamp_(min=LOG_FLUSH).exp_()  # (b, d, K, T, n): chunk start to t
+    local = local.addcmul_(reach, states[:, :, :K, None])
+    y = (local * Cc).sum(-1)  # (b, d, K, T)
+    return y.view(batch, d_inner, K * T)[..., :L], states[:, :, K]
 
 
 def add_initial_state(
@@ -212,7 +244,7 @@ def add_initial_state(
         return y, h
     dt = discretize(delta, delta_bias, delta_softplus)
     A, h0 = A.float(), initial_state.float()
-    T = chunk_size or DEFAULT_CHUNK_SIZE.get(u.device.type, 64)
+    T = chunk_size or STATE_SPAN
     offset = dt.new_zeros(dt.shape[:2])  # (batch, d_inner): sum of dt before the chunk
     extra = []
     for s in range(0, u.shape[-1], T):
@@ -242,25 +274,6 @@ def _initial_state(initial_state, batch, A):
     if initial_state is None:
         return torch.zeros(batch, *A.shape, dtype=torch.float32, device=A.device)
     return initial_state.float().clone().contiguous()
-
-
-def _pick_backend(backend, u, A):
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown selective-scan backend {backend!r}; choose one of {BACKENDS}")
-    if backend == "mamba_ssm" and (_mamba_ssm_scan_fn is None or u.device.type != "cuda"):
-        raise ValueError("backend='mamba_ssm' needs CUDA tensors and `pip install mamba-ssm`")
-    if backend == "native" and (u.device.type != "cpu" or A.shape[1] > native.max_state()):
-        raise ValueError(
-            "backend='native' needs CPU tensors, d_state <= the kernel's limit and a C "
-            "compiler (see lc_models.ops.native); use backend='torch'"
-        )
-    if backend != "auto":
-        return backend
-    if u.device.type == "cuda" and _mamba_ssm_scan_fn is not None:
-        return "mamba_ssm"
-    if u.device.type == "cpu" and A.shape[1] <= native.max_state():
-        return "native"
-    return "torch"
 
 
 def _decaying(A, delta, delta_bias, delta_softplus) -> bool:

@@ -7,15 +7,16 @@ head channel p and state index n (shapes as in mamba_ssm's ``mamba_chunk_scan_co
     S[b,h,p,n] = exp(dt[b,t,h] * A[h]) * S[b,h,p,n] + dt[b,t,h] * x[b,t,h,p] * B[b,t,g,n]
     y[b,t,h,p] = sum_n C[b,t,g,n] * S[b,h,p,n] + D[h] * x[b,t,h,p],   then  y *= silu(z)
 
-``ssd_ref`` is that loop over tokens, the oracle. ``ssd`` computes the same through one of
-three backends:
+``ssd_ref`` is that loop over tokens, the oracle. ``ssd`` computes the same through the kernel
+``lc_models.ops.dispatch`` picks:
 
 * ``"native"`` (CPU default): the oracle's loop in C with the state in registers
   (``lc_models.ops.native``, ``csrc/ssd_scan.c``); a token costs a multiply and two fused
   multiply-adds per state element, and no copies;
 * ``"torch"`` (the fallback without a C compiler): matrix products over chunks of
   ``chunk_size`` tokens, below;
-* ``"mamba_ssm"`` (CUDA default when installed): its kernel, which takes the initial state.
+* ``"vendor"`` (alias ``"mamba_ssm"``; CUDA default when installed): mamba_ssm's
+  ``mamba_chunk_scan_combined``, which takes the initial state.
 
 The torch backend: within a chunk the output is a masked, decayed
 "attention" C B^T; the state enters and leaves through the chunk's cumulative decay. Blocks of
@@ -44,7 +45,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 from lc_models.ops.scan_state import start_state
 from lc_models.ops.selective_scan import LOG_FLUSH
 
@@ -53,12 +54,7 @@ from lc_models.ops.selective_scan import LOG_FLUSH
 DEFAULT_CHUNK_SIZE = {"cpu": 64, "cuda": 256}
 # Chunks computed together as one batch of matrix products; bounds memory to a block.
 CHUNKS_PER_BLOCK = 16
-BACKENDS = ("auto", "native", "torch", "mamba_ssm")
-
-try:  # optional CUDA kernels; they take an initial state themselves
-    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _mamba_ssm_ssd
-except Exception:  # noqa: BLE001  (ImportError, or a broken CUDA/triton build)
-    _mamba_ssm_ssd = None
+BACKENDS = (*dispatch.KERNELS, "mamba_ssm")
 
 
 def ssd_ref(
@@ -96,12 +92,12 @@ def ssd(
     final_state (batch, nheads, headdim, d_state). ``backend``: one of ``BACKENDS``
     (see the module docstring); ``chunk_size`` applies to the torch and mamba_ssm backends.
     """
-    backend = _pick_backend(backend, x)
+    backend = dispatch.choose("ssd", x, backend=backend)
     T = chunk_size or DEFAULT_CHUNK_SIZE.get(x.device.type, 64)
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
-    if backend == "mamba_ssm":
-        y, S = _mamba_ssm_ssd(
+    if backend == "vendor":
+        y, S = dispatch.vendor("ssd")(
             x, dt, A, B, C, T, D=D, z=z, dt_bias=dt_bias, initial_states=initial_state,
             dt_softplus=dt_softplus, dt_limit=dt_limit, return_final_states=True,
         )
@@ -178,22 +174,6 @@ def _block(x, dt, A, B, C, S, T):
     y = y + from_state.view(batch, nheads, K, T, headdim) * reach[..., None]
     y = y.permute(0, 2, 3, 1, 4).reshape(batch, K * T, nheads, headdim)[:, :L]
     return y, states[:, :, K].contiguous()
-
-
-def _pick_backend(backend, x):
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown ssd backend {backend!r}; choose one of {BACKENDS}")
-    cuda_kernel = _mamba_ssm_ssd is not None and x.device.type == "cuda"
-    if backend == "mamba_ssm" and not cuda_kernel:
-        raise ValueError("backend='mamba_ssm' needs CUDA tensors and `pip install mamba-ssm`")
-    if backend == "native" and (x.device.type != "cpu" or not native.available()):
-        raise ValueError("backend='native' needs CPU tensors and a C compiler (see "
-                         "lc_models.ops.native); use backend='torch'")
-    if backend != "auto":
-        return backend
-    if cuda_kernel:
-        return "mamba_ssm"
-    return "native" if x.device.type == "cpu" and native.available() else "torch"
 
 
 def discretize(dt, dt_bias=None, dt_softplus=False, dt_limit=(0.0, float("inf"))):

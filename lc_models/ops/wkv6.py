@@ -6,10 +6,11 @@ channel ``w_t = exp(log_w_t)`` in (0, 1] and the per-head bonus ``u`` (``time_fa
     o_t = r_t (S + diag(u) k_t^T v_t)           # (N,) = (N,) @ (N_key, N_value)
     S  <- diag(w_t) S + k_t^T v_t               # S: (N_key, N_value), float32
 
-``wkv6_ref`` is that loop over tokens, the oracle. ``wkv6`` computes the same through one of
-two backends: ``"native"`` (CPU default) runs the oracle's loop in C with the state in
+``wkv6_ref`` is that loop over tokens, the oracle. ``wkv6`` computes the same through the
+kernel ``lc_models.ops.dispatch`` picks: ``"vendor"`` (CUDA: fla's ``chunk_rwkv6``, scale 1);
+``"native"`` (CPU) runs the oracle's loop in C with the state in
 registers (``lc_models.ops.native``, ``csrc/wkv6_scan.c``: three vector operations per state
-element and token); ``"torch"`` (the fallback without a C compiler) works over chunks of
+element and token); ``"torch"`` (any device) works over chunks of
 ``CHUNK`` tokens, ``CHUNKS_PER_BLOCK`` chunks at once (one Python iteration per block):
 
 * within a chunk, token t reads token s < t through the decay accumulated between them,
@@ -41,13 +42,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 from lc_models.ops.scan_state import start_state
 
 # Tokens per chunk (the (T, T, N) intra-chunk factor grows with it) and chunks per block.
 CHUNK = 16
 CHUNKS_PER_BLOCK = 8
-BACKENDS = native.CPU_BACKENDS
+BACKENDS = dispatch.KERNELS
 
 
 def _check(r, k, v, log_w, u, initial_state):
@@ -79,11 +80,15 @@ def wkv6(r, k, v, log_w, u, initial_state=None, output_final_state=False, *, bac
     r, k, v, log_w: (batch, L, heads, N), ``log_w <= 0`` the log of the decay;
     u: (heads, N); initial_state: (batch, heads, N_key, N_value) or None (zeros).
     Returns (o (batch, L, heads, N) float32, final_state float32 or None). ``backend``: one of
-    ``BACKENDS`` ("auto": native on a CPU when the kernel is built, else torch).
+    ``BACKENDS`` ("auto": see ``lc_models.ops.dispatch``).
     """
-    kernel = native.use_kernel(backend, r.device.type == "cpu", "wkv6")
+    kind = dispatch.choose("wkv6", r, backend=backend)
     S = _check(r, k, v, log_w, u, initial_state)
-    if kernel:  # S: updated in place
+    if kind == "vendor":  # fla's state is (N_key, N_value) too
+        o, S = dispatch.vendor("wkv6")(r, k, v, log_w, u, scale=1.0, initial_state=S,
+                                       output_final_state=output_final_state)
+        return o.float(), (S.float() if output_final_state else None)
+    if kind == "native":  # S: updated in place
         o = native.wkv6_scan(r, k, v, log_w.float().exp(), u, S)
         return o, (S if output_final_state else None)
     r, k, v, log_w, u = r.float(), k.float(), v.float(), log_w.float(), u.float()

@@ -12,11 +12,24 @@ the in-context learning rate), so ``S (1 - ...)`` removes part of what the state
 package does (``RWKV_x070_TMix_seq``: ``state * w + state @ ab + vk``); the state layout
 (value, key) is the package's too.
 
-``wkv7_ref`` is that loop over tokens, the oracle. ``wkv7`` computes the same through one of
-two backends: ``"native"`` (CPU default, ``lc_models.ops.native``, ``csrc/wkv7_scan.c``: value
-channels in vector lanes, the head's state in L1, no horizontal sums); ``"torch"``, the same
-per-token loop batched over rows and heads (no chunked form: the delta rule's chunked
-WY form pays off on GPUs, and ``native`` is the CPU path).
+``wkv7_ref`` is that loop over tokens, the oracle. ``wkv7`` computes the same through the kernel
+``lc_models.ops.dispatch`` picks: ``"vendor"`` (CUDA: fla's ``chunk_rwkv7``), ``"native"``
+(CPU: ``csrc/wkv7_scan.c``, value channels in vector lanes, the head's state in L1, no
+horizontal sums) or ``"torch"``, the chunked matrix form below (any device).
+
+The torch form, over chunks of T tokens (``CHUNK``) from the state S_0 before the chunk, with
+``g`` the cumulative log decay inside the chunk (summed in float64; every exponent formed is a
+difference ``g[t] - g[s]`` <= 0, so strong decays never overflow) and ``u_i = S_{i-1} a_i``
+(the state along a, the delta rule's "pseudo-value")::
+
+    S_t = S_0 diag(e^g_t) + sum_{i<=t} (u_i b_i^T + v_i k_i^T) diag(e^(g_t - g_i))
+    u_i = S_0 (a_i e^g_{i-1}) + sum_{j<i} A_ab[i,j] u_j + A_ak[i,j] v_j       (WY form)
+
+``A_ab[i,j] = sum_c a_i[c] b_j[c] e^(g_{i-1}[c] - g_j[c])`` (strictly lower), likewise A_ak
+with k; so ``U = (I - A_ab)^-1 (W S_0^T + A_ak V)`` is one unit-triangular solve per chunk.
+Split into what S_0 multiplies and what it does not, every chunk is ``o = O0 + R S_0^T`` and
+``S_T = S_0 M + X``, with O0, R, M, X computed for ``CHUNKS_PER_BLOCK`` chunks at once;
+only the hand-over of the state, one batched matrix product per chunk, is a Python loop.
 
 Same signature as fla's ``fused_recurrent_rwkv7`` up to the layout: ``(r, log_w, k, v, a, b,
 initial_state, output_final_state) -> (o, final_state)``.
@@ -38,11 +51,14 @@ True
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from lc_models.ops import native
+from lc_models.ops import dispatch, native
 from lc_models.ops.scan_state import start_state
 
-BACKENDS = native.CPU_BACKENDS
+BACKENDS = dispatch.KERNELS
+CHUNK = 16  # tokens per chunk: the (T, T, N) decay factors grow with it
+CHUNKS_PER_BLOCK = 16  # chunks whose matrices are formed together (memory: a block)
 
 
 def _check(r, log_w, k, v, a, b, initial_state):
@@ -73,18 +89,82 @@ def wkv7_ref(r, log_w, k, v, a, b, initial_state=None, output_final_state=True):
 
 
 def wkv7(r, log_w, k, v, a, b, initial_state=None, output_final_state=False, *,
-         backend="auto"):
-    """WKV7 from ``initial_state``.
+         backend="auto", chunk_size=None):
+    """WKV7 from ``initial_state``; no Python loop over tokens.
 
     r, log_w, k, v, a, b: (batch, L, heads, N), ``log_w <= 0`` the log of the decay;
     initial_state: (batch, heads, N_value, N_key) or None (zeros). Returns (o (batch, L,
-    heads, N) float32, final_state float32 or None). ``backend``: one of ``BACKENDS``
-    ("auto": native on a CPU when the kernel is built, else torch).
+    heads, N) float32, final_state float32 or None). ``backend``: one of ``BACKENDS`` ("auto":
+    see ``lc_models.ops.dispatch``); ``chunk_size``: tokens per chunk of the torch form.
     """
-    fits = r.device.type == "cpu" and r.shape[-1] <= native.wkv7_max_n()
-    kernel = native.use_kernel(backend, fits, "wkv7", needs="CPU tensors, head size <= 256")
+    kind = dispatch.choose("wkv7", r, backend=backend,
+                           native_fits=r.shape[-1] <= native.wkv7_max_n(),
+                           needs="CPU tensors, head size <= 256")
     S = _check(r, log_w, k, v, a, b, initial_state)
-    if kernel:  # S: updated in place
+    if kind == "vendor":  # fla keeps its state as (N_key, N_value)
+        o, S = dispatch.vendor("wkv7")(r, log_w, k, v, a, b, scale=1.0,
+                                       initial_state=S.transpose(-1, -2).contiguous(),
+                                       output_final_state=output_final_state)
+        return o.float(), (S.float().transpose(-1, -2) if output_final_state else None)
+    if kind == "native":  # S: updated in place
         o = native.wkv7_scan(r, log_w.float().exp(), k, v, a, b, S)
         return o, (S if output_final_state else None)
-    return wkv7_ref(r, log_w, k, v, a, b, S, output_final_state)
+    T = chunk_size or CHUNK
+    if T < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {T}")
+    if r.shape[1] == 1:  # decoding: one step of the recurrence
+        r, w, k, v, a, b = (t[:, 0].float() for t in (r, log_w.float().exp(), k, v, a, b))
+        S, o = _step(S, r, w, k, v, a, b)
+        return o[:, None], (S if output_final_state else None)
+    outs = []
+    span = T * CHUNKS_PER_BLOCK
+    for s in range(0, r.shape[1], span):
+        o, S = _block(*(t[:, s : s + span] for t in (r, log_w, k, v, a, b)), S, T)
+        outs.append(o)
+    o = torch.cat(outs, 1) if outs else r.new_zeros(r.shape, dtype=torch.float32)
+    return o, (S if output_final_state else None)
+
+
+def _block(r, log_w, k, v, a, b, S, T):
+    """Up to CHUNKS_PER_BLOCK chunks of T tokens. r, log_w, k, v, a, b: (batch, L, heads, N);
+    S: (batch, heads, N_v, N_k) float32, the state before. Returns (o (batch, L, heads, N),
+    the state after). The tail is padded with zeros (log_w = 0: no decay; no input)."""
+    batch, L, heads, n = r.shape
+    pad = -L % T
+    K = (L + pad) // T
+
+    def chunked(t, dtype=torch.float32):  # (batch, L, heads, n) -> (batch, heads, K, T, n)
+        t = F.pad(t.to(dtype), (0, 0, 0, 0, 0, pad)) if pad else t.to(dtype)
+        return t.view(batch, K, T, heads, n).permute(0, 3, 1, 2, 4)
+
+    r, k, v, a, b = (chunked(t) for t in (r, k, v, a, b))
+    g = chunked(log_w, torch.float64).cumsum(3)  # (b, h, K, T, n): log decay through t, <= 0
+    # token t reads what token s <= t wrote through the decays of s+1 .. t: (b,h,K,T_t,T_s,n)
+    causal = torch.ones(T, T, dtype=torch.bool, device=r.device).tril()[..., None]
+    incl = (g[..., :, None, :] - g[..., None, :, :]).float().clamp_(max=0.0).exp_().mul_(causal)
+    excl = F.pad(incl[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # row i: decays of s+1 .. i-1
+    bk = torch.stack([b, k], -1)  # (b, h, K, T, n, 2)
+    A = torch.einsum("...tsn,...snc->...tsc", excl * a[..., :, None, :], bk)  # A_ab, A_ak
+    Q = torch.einsum("...tsn,...snc->...tsc", incl * r[..., :, None, :], bk)  # same, with r
+    # [W | U0] = (I - A_ab)^-1 [a e^g_{t-1} | A_ak V]: u_t = W_t S_0^T + U0_t
+    eye = torch.eye(T, device=r.device)
+    g_prev = F.pad(g[..., :-1, :], (0, 0, 1, 0)).float().exp()  # (b, h, K, T, n)
+    rhs = torch.cat([a * g_prev, A[..., 1] @ v], -1)  # (b, h, K, T, n_k + n_v)
+    WU = torch.linalg.solve_triangular(eye - A[..., 0], rhs, upper=False, unitriangular=True)
+    W, U0 = WU[..., :n], WU[..., n:]
+    R = r * g.float().exp() + Q[..., 0] @ W  # (b, h, K, T, n_k): o_t = O0_t + S_0 R_t
+    O0 = Q[..., 0] @ U0 + Q[..., 1] @ v  # (b, h, K, T, n_v)
+    to_end = (g[..., -1:, :] - g).float().exp()  # (b, h, K, T, n): decay from t to the end
+    M = torch.diag_embed(g[..., -1, :].float().exp()) + W.transpose(-1, -2) @ (b * to_end)
+    X = U0.transpose(-1, -2) @ (b * to_end) + v.transpose(-1, -2) @ (k * to_end)
+    # the hand-over: S <- S M_k + X_k, chunk by chunk, as (batch * heads) batched products
+    M, X = (t.permute(2, 0, 1, 3, 4).reshape(K, batch * heads, n, n) for t in (M, X))
+    S = S.reshape(batch * heads, n, n)
+    starts = []
+    for M_k, X_k in zip(M.unbind(0), X.unbind(0)):
+        starts.append(S)
+        S = torch.baddbmm(X_k, S, M_k)
+    starts = torch.stack(starts, 1).view(batch, heads, K, n, n)  # the state entering chunk k
+    o = O0 + R @ starts.transpose(-1, -2)  # (b, h, K, T, n_v)
+    o = o.permute(0, 2, 3, 1, 4).reshape(batch, K * T, heads, n)[:, :L]
+    return o, S.view(batch, heads, n, n)
