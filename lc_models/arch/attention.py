@@ -9,12 +9,18 @@ exactly the bottom-right causal one (checked once per forward: every layer gets 
 mask object) it calls ``lc_models.ops.attention.attend_chunk``, which splits the keys into
 the part before the chunk (no mask) and the chunk's causal square; anything else (padding,
 sliding windows, soft-capping, sinks, biases, a first chunk, decoding) goes to transformers'
-``sdpa_attention_forward`` unchanged. ``patch(model)`` switches a model from "sdpa" to it.
+``sdpa_attention_forward`` unchanged. ``patch(model)`` switches a model from "sdpa" to it,
+unless its modeling code branches on the implementation's name (DeepSeek-V3.2's indexer
+applies its top-k mask only under "eager" or "sdpa": renamed, it would attend densely).
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+import sys
 import weakref
+from functools import cache
 
 import torch
 from transformers import AttentionInterface
@@ -25,6 +31,9 @@ from lc_models.ops.attention import attend_chunk
 
 NAME = "lc_sdpa"
 _checked: tuple[weakref.ref, bool] | None = None  # the last mask looked at, and the verdict
+# code that compares the implementation's name: `config._attn_implementation in ("eager", "sdpa")`
+_NAME_TEST = re.compile(r"_attn_implementation\s*(==|!=|not\s+in\b|in\b)"
+                        r"|[\"'](sdpa|eager)[\"']\s*(==|!=)\s*[\w.]*_attn_implementation")
 
 
 def attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
@@ -59,10 +68,28 @@ AttentionInterface.register(NAME, attention_forward)
 AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
+@cache
+def _tests_the_name(module_name: str) -> bool:
+    """Whether the source of ``module_name`` compares ``_attn_implementation`` to a name."""
+    module = sys.modules.get(module_name)
+    try:
+        source = inspect.getsource(module) if module is not None else ""
+    except (OSError, TypeError):
+        return True  # unreadable: assume it does, and keep "sdpa"
+    return bool(_NAME_TEST.search(source))
+
+
+def branches_on_name(model: torch.nn.Module) -> bool:
+    """Whether any module class of ``model`` is defined beside code that compares the
+    attention implementation's name (renaming "sdpa" would change what it computes)."""
+    names = {type(m).__module__ for m in model.modules()}
+    return any(_tests_the_name(name) for name in names if name.startswith("transformers."))
+
+
 def patch(model: torch.nn.Module) -> bool:
     """Switch ``model`` from "sdpa" attention to ``lc_sdpa``; returns whether it did."""
     config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", None) != "sdpa":
+    if getattr(config, "_attn_implementation", None) != "sdpa" or branches_on_name(model):
         return False
     if not getattr(model, "_can_set_attn_implementation", lambda: False)():
         return False

@@ -1,0 +1,120 @@
+"""The load check sees every length in a config that shapes attention: each decoder type of
+the installed transformers has its length-like fields sorted into ``lc_models.length_fields``'
+tables, and the check's probes cross each of them in shorter chunks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from huggingface_hub.errors import StrictDataclassError
+from transformers import CONFIG_MAPPING, AutoModelForCausalLM
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.utils import logging as hf_logging
+
+from lc_models import length_fields
+from lc_models.arch import attention, runner_for
+from lc_models.verify import GROUP_RATIO, chunked_error, probes
+from lc_tasks.errors import UsageError
+
+
+def decoder_config(model_type):
+    """A default config of ``model_type`` (its class where the defaults do not validate)."""
+    cls = CONFIG_MAPPING[model_type]
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return cls()
+    except (StrictDataclassError, ValueError, TypeError):  # e.g. gemma4_assistant's defaults fail its own validator
+        return cls
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def test_every_length_like_field_of_every_decoder_type_is_known():
+    unknown = {}
+    for model_type in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES):
+        names = [n for n in length_fields.length_like(decoder_config(model_type))
+                 if n not in length_fields.CROSSED and n not in length_fields.IGNORED]
+        if names:
+            unknown[model_type] = names
+    assert not unknown, (
+        f"config fields that look like lengths are in no table of lc_models/length_fields.py: "
+        f"{unknown}; add each to CROSSED (the load check crosses it) or IGNORED (with why)")
+
+
+def test_the_walk_sees_the_fields_it_should():
+    """The walk is not vacuous: it finds the kinds named in issue 34 in real config types."""
+    seen = {n for t in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            for n in length_fields.length_like(decoder_config(t))}
+    for name in ("sliding_window", "attention_chunk_size", "index_topk", "compress_rates",
+                 "conv_kernel"):
+        assert name in seen
+
+
+def test_no_field_is_both_crossed_and_ignored():
+    assert not set(length_fields.CROSSED) & set(length_fields.IGNORED)
+    for pair in length_fields.SPANS:
+        assert all(n in length_fields.CROSSED or n in length_fields.IGNORED for n in pair)
+
+
+@pytest.mark.parametrize("overrides, crossed", [
+    ({"sliding_window": 40}, {"sliding_window": 40}),
+    ({"sliding_window": 40, "index_topk": 8}, {"sliding_window": 40, "index_topk": 8}),
+    ({"sliding_window": 4096, "conv_kernel": 4}, {"sliding_window": 4096, "conv_kernel": 4}),
+    ({"index_topk_blocks": 4, "index_block_size": 16},
+     {"index_topk_blocks": 4, "index_block_size": 16, "index_topk_blocks*index_block_size": 64}),
+    ({"compress_rates": {"a": 4, "b": 128}, "index_topk": 8},
+     {"compress_rates": 128, "index_topk": 8, "index_topk*compress_rates": 32}),
+    ({"my_new_sparse_window": 50}, {"my_new_sparse_window": 50}),  # unknown: crossed too
+], ids=["window", "window and top-k", "far apart", "blocks", "compression", "unknown field"])
+def test_each_probe_crosses_its_lengths_in_shorter_chunks(overrides, crossed):
+    from transformers import LlamaConfig
+
+    config = LlamaConfig(vocab_size=64, **overrides)
+    plan = probes(config)
+    assert {k: v for p in plan for k, v in p.crosses.items()} == crossed
+    for probe in plan:
+        for name, value in probe.crosses.items():
+            assert probe.length > value, f"{name}={value} not crossed by {probe}"
+            assert probe.chunk < value or value < 2, f"{name}={value}: chunks of {probe.chunk}"
+            assert probe.chunk % 2 == 1
+        assert probe.length / probe.chunk <= 2 * GROUP_RATIO + 12, f"{probe} costs too much"
+
+
+def tiny_sparse(index_topk=8, seed=0):
+    """A tiny random DeepSeek-V3.2 (a learned indexer picks each query's top-k keys)."""
+    config = CONFIG_MAPPING["deepseek_v32"](
+        vocab_size=100, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, q_lora_rank=16,
+        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
+        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+        index_topk=index_topk, index_head_dim=16, index_n_heads=2, n_group=1, topk_group=1)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+@pytest.mark.skipif("deepseek_v32" not in CONFIG_MAPPING, reason="no DeepSeek-V3.2 here")
+def test_a_model_that_tests_the_attention_name_keeps_stock_sdpa():
+    """DeepSeek-V3.2 applies its top-k mask only when its implementation is named "eager" or
+    "sdpa": renamed to lc_sdpa it attended densely (0.43 nats off stock hf, issue 34)."""
+    model = tiny_sparse()
+    ids = torch.randint(0, 100, (1, 40), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        stock = model(ids).logits
+        assert not attention.patch(model)
+        assert model.config._attn_implementation == "sdpa"
+        assert torch.equal(model(ids).logits, stock)
+
+
+@pytest.mark.skipif("deepseek_v32" not in CONFIG_MAPPING, reason="no DeepSeek-V3.2 here")
+def test_a_sparse_model_is_exact_or_refused_naming_its_top_k():
+    """A random indexer scores many keys 0 (a ReLU), and top-k among ties depends on how many
+    keys there are: stock hf's own forward over 32 tokens differs from its forward over 64 at
+    position 17. So this model is refused, naming the field; it is never run inexactly."""
+    model = tiny_sparse(index_topk=8)
+    try:
+        runner = runner_for(model)
+    except UsageError as err:
+        assert "past index_topk=8" in str(err) and "\n" not in str(err)
+        return
+    assert chunked_error(runner, length=64, chunk=16) <= 1e-4
