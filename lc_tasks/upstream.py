@@ -50,11 +50,13 @@ import shutil
 from pathlib import Path
 
 from lc_tasks import include_path
+from lc_tasks.errors import UsageError
 from lc_tasks.families import FAMILIES, LENGTHS
 from lc_tasks.upstream_copy import PACKAGE, PREFIX, copy_package
 from lc_tasks.upstream_readme import group_readme, patch_family_readme, readme
 
-__all__ = ["BASE", "FOLDER", "TAG", "UPSTREAM_LENGTHS", "folder_names", "write_folder"]
+__all__ = ["BASE", "FOLDER", "TAG", "UPSTREAM_LENGTHS", "check_out", "folder_names",
+           "write_folder"]
 
 FOLDER = "lc_eval"  # lm_eval/tasks/<FOLDER>
 TAG = "lc_eval"
@@ -111,8 +113,21 @@ def folder_names(folder: Path) -> dict[str, Path]:
     return out
 
 
+def check_out(parent: str | Path) -> None:
+    """Raise UsageError unless ``parent`` can hold the folder: a folder, or a path to make
+    one at (no file at it or above it)."""
+    path = Path(parent).expanduser()
+    for at in (path / FOLDER, path, *path.parents):
+        if at.exists():
+            if not at.is_dir():
+                raise UsageError(f"--out {parent}: {at} is a file, so the folder cannot be "
+                                 "written there; pass a folder")
+            return
+
+
 def write_folder(parent: str | Path, homepage: str = HOMEPAGE) -> Path:
     """Write ``<parent>/lc_eval/`` (YAMLs, READMEs, the code) and return it."""
+    check_out(parent)
     source = Path(include_path())
     target = Path(parent) / FOLDER
     if target.exists():

@@ -2,7 +2,10 @@
 
 The copy is the part of this package the folder's YAMLs reach: the modules their ``!function``
 entries name and every module those import, found by reading the imports (``closure``), plus
-the package's data folders (word lists, prompt templates). Each module is copied byte for byte
+the data folders those modules read (``files("lc_tasks").joinpath("data", ...)``: word lists,
+prompt templates). Both are chosen from what the modules say, never from what sits beside
+them on disk: an installed package also holds ``task_configs/``, which is no part of the copy,
+so the folder is the same from a checkout, an editable install or a wheel. Each module is copied byte for byte
 with two changes only, both undone by ``original``:
 
 * a three-line header: where it comes from, ``# ruff: noqa`` and ``# fmt: off`` (lm-eval's
@@ -43,6 +46,7 @@ ALLOWED = frozenset({"datasets", "huggingface_hub", "jinja2", "lm_eval", "numpy"
 
 _IMPORT = re.compile(rf"^(\s*)(from|import) {PACKAGE}(?=[\s.])", re.MULTILINE)
 _FILES = re.compile(rf"""files\((["']){PACKAGE}\1\)""")
+_DATA = re.compile(rf"""files\((["']){PACKAGE}\1\)\s*\.joinpath\(\s*(["'])([\w.-]+)\2""")
 _HEADER = ("# Generated from lc-eval's lc_tasks/{path} by scripts/make_upstream_folder.py; "
            "edit it there.\n# ruff: noqa\n# fmt: off\n")
 
@@ -93,10 +97,14 @@ def closure(entries: list[str]) -> list[str]:
     return sorted(seen)
 
 
-def data_folders() -> list[Path]:
-    """The package's data folders (no Python in them: word lists, templates), copied whole."""
-    return sorted(p for p in ROOT.iterdir()
-                  if p.is_dir() and p.name != "__pycache__" and not any(p.rglob("*.py")))
+def data_folders(modules: list[str] | None = None) -> list[Path]:
+    """The data folders ``modules`` (default: every module of the package) read through
+    ``files("lc_tasks").joinpath("<folder>", ...)``, copied whole."""
+    files = (ROOT.rglob("*.py") if modules is None
+             else (module_file(name) for name in modules))
+    names = {m.group(3) for path in files
+             for m in _DATA.finditer(path.read_text(encoding="utf-8"))}
+    return sorted(ROOT / n for n in names if (ROOT / n).is_dir())
 
 
 def vendored(text: str, path: str) -> str:
@@ -118,16 +126,17 @@ def copy_package(entries: list[str], target: Path) -> list[Path]:
     """Write the copy of ``closure(entries)`` and the data folders into ``target`` (the copy's
     ``lc_tasks/``); returns the files written."""
     written = []
-    for name in closure(entries):
+    modules = closure(entries)
+    for name in modules:
         source = module_file(name)
         rel = source.relative_to(ROOT).as_posix()
         out = target / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(vendored(source.read_text(encoding="utf-8"), rel), encoding="utf-8")
         written.append(out)
-    for folder in data_folders():
+    for folder in data_folders(modules):
         for source in sorted(folder.rglob("*")):
-            if source.is_file():
+            if source.is_file() and "__pycache__" not in source.parts:
                 out = target / source.relative_to(ROOT)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(source.read_bytes())

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from lc_tasks.upstream import HOMEPAGE, write_folder
+from lc_tasks.errors import UsageError
+from lc_tasks.upstream import HOMEPAGE, check_out, write_folder
 from lc_tasks.upstream_readme import tasks_readme_line
 
 
@@ -23,6 +24,10 @@ def main(argv=None) -> None:
     parser.add_argument("--homepage", default=HOMEPAGE,
                         help=f"the README's Homepage URL (default {HOMEPAGE})")
     args = parser.parse_args(argv)
+    try:
+        check_out(args.out)
+    except UsageError as err:
+        parser.error(str(err))  # one line, exit 2
     folder = write_folder(args.out, homepage=args.homepage)
     print(f"wrote {folder}; add this row to lm-eval's lm_eval/tasks/README.md, in "
           f"alphabetical order:\n{tasks_readme_line()}")
