@@ -45,7 +45,7 @@ from lc_models.args import check_model_args
 from lc_models.footprint import state_footprint
 from lc_models.generate import Sampler, check_gen_kwargs, decode
 from lc_models.lengths import built_for, learned_positions
-from lc_models.ops import linear
+from lc_models.ops import dispatch, linear
 from lc_models.prefill import feed
 from lc_models.shared_prefix import RiderScores, plan_passes
 from lc_tasks.chat import check_sized
@@ -66,7 +66,9 @@ class LongContextLM(HFLM):
     Model args, beside all of ``hf``'s: ``chunk_size`` (tokens per forward
     call, default 1024), ``max_length`` (default: no limit), ``verify``
     (check an architecture lc_hf does not know against its full forward pass
-    before use; default true), and for native mamba_ssm checkpoints a
+    before use; default true), ``kernels`` (``auto``, ``torch``, ``native`` or
+    ``vendor``: which implementation every recurrence runs, see
+    ``lc_models.ops.dispatch``; default auto), and for native mamba_ssm checkpoints a
     ``tokenizer`` (default ``EleutherAI/gpt-neox-20b``).
     """
 
@@ -78,13 +80,15 @@ class LongContextLM(HFLM):
         device: str | None = None,
         batch_size: int | str = 1,
         verify: bool = True,
+        kernels: str = "auto",
         **kwargs,
     ) -> None:
         if device in (None, LM_EVAL_DEFAULT_DEVICE) and not torch.cuda.is_available():
             device = "cpu"  # no device asked for (lm-eval passes its default): as hf does
         args = check_model_args({"chunk_size": chunk_size, "max_length": max_length,
                                  "device": device, "batch_size": batch_size, "verify": verify,
-                                 **kwargs})
+                                 "kernels": kernels, **kwargs})
+        dispatch.set_kernels(args["kernels"])  # process-wide: every op asks dispatch.choose
         if device is None:
             device = "cuda"
         if isinstance(pretrained, str):  # a short name -> its folder; a .gguf path -> its

@@ -27,7 +27,10 @@ from lc_tasks.errors import UsageError, suggest
 
 # lc_hf's own arguments (beside all of hf's)
 OWN = ("chunk_size", "max_length", "verify", "batch_size", "device", "dtype", "tokenizer",
-       "pretrained", "trust_remote_code")
+       "pretrained", "trust_remote_code", "kernels")
+# kernels=: which implementation every op runs (lc_models.ops.dispatch.KERNELS; a test checks)
+KERNELS = ("auto", "torch", "native", "vendor")
+VENDOR_PACKAGES = "flash-linear-attention, mamba-ssm, causal-conv1d"
 # lm-eval 0.4.13's HFLM.__init__ parameters (a test checks them against the installed one; a
 # static list keeps these checks free of torch and transformers imports)
 HF_ARGS = frozenset({
@@ -99,6 +102,36 @@ def check_device(value: Any) -> Any:
     return value
 
 
+def check_kernels(value: Any, device: Any = None) -> str:
+    """``kernels=`` as one of ``KERNELS``, if this machine and ``device`` can run it; else a
+    UsageError naming the fix. ``vendor`` needs a CUDA device (each op's package is checked
+    when it first runs); ``native`` needs the CPU and the compiled kernels."""
+    text = str(value).strip().lower()
+    if text not in KERNELS:
+        raise UsageError(f"kernels={value!r} is not one of {', '.join(KERNELS)}"
+                         + suggest(text, KERNELS))
+    if text in ("auto", "torch"):
+        return text
+    import torch
+
+    on_cuda = (str(device).startswith("cuda") if device is not None
+               else torch.cuda.is_available())
+    if text == "vendor" and not (on_cuda and torch.cuda.is_available()):
+        raise UsageError("kernels=vendor runs CUDA kernels (" + VENDOR_PACKAGES + "), but "
+                         "this run has no CUDA device: pass kernels=auto, or device=cuda "
+                         "with `pip install lc-eval[cuda]`")
+    if text == "native":
+        from lc_models.ops import native
+
+        if on_cuda:
+            raise UsageError("kernels=native runs the CPU kernels: pass device=cpu, or "
+                             "kernels=auto")
+        if not native.available():
+            raise UsageError("kernels=native, but the native kernels are off (LC_EVAL_NATIVE=0"
+                             " or no C compiler; see the log): pass kernels=auto or torch")
+    return text
+
+
 def check_model_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Validated and typed copy of lc_hf's model arguments (see the module docstring)."""
     out = dict(kwargs)
@@ -124,6 +157,8 @@ def check_model_args(kwargs: dict[str, Any]) -> dict[str, Any]:
         check_dtype(out["dtype"])
     if "device" in out:
         check_device(out["device"])
+    if "kernels" in out:
+        out["kernels"] = check_kernels(out["kernels"], out.get("device"))
     return out
 
 

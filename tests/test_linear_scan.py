@@ -30,6 +30,40 @@ def test_chunks_equal_one_reference_pass(backend, channels, L):
     assert torch.equal(h0, h0.clone()), "the initial state was changed in place"
 
 
+# gates as RecurrentGemma makes them (in [0, 1]), and the edges of that range
+GATES = {
+    "uniform": lambda g, shape: torch.rand(shape, generator=g),
+    "near-one": lambda g, shape: 1 - torch.rand(shape, generator=g) * 1e-6,
+    "near-zero": lambda g, shape: torch.rand(shape, generator=g) * 1e-30,
+    "resets": lambda g, shape: torch.rand(shape, generator=g) * (
+        torch.rand(shape, generator=g) > 0.1),  # a = 0 exactly at one token in ten
+}
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 16], ids=lambda c: f"chunk{c}")
+@pytest.mark.parametrize("gate", sorted(GATES))
+@pytest.mark.parametrize("L", [37, 300], ids=lambda L: f"L{L}")  # 300 > one block (256)
+def test_torch_form_equals_the_reference(chunk, gate, L):
+    g = torch.Generator().manual_seed(L)
+    a, x = GATES[gate](g, (2, L, 33)), torch.randn(2, L, 33, generator=g)
+    h0 = torch.randn(2, 33, generator=g)
+    y_ref, h_ref = linear_scan_ref(a, x, h0)
+    y, h = linear_scan(a, x, h0, backend="torch", chunk_size=chunk)
+    scale = y_ref.abs().max()
+    assert ((y - y_ref).abs().max() / scale).item() < 1e-4, f"y, {gate} gates, chunk {chunk}"
+    assert ((h - h_ref).abs().max() / scale).item() < 1e-4, f"h, {gate} gates, chunk {chunk}"
+
+
+def test_a_zero_gate_forgets_exactly():
+    """log(0) is floored where its exponent underflows to 0: the state is x, bit for bit."""
+    a, x = torch.full((1, 20, 4), 0.9), torch.randn(1, 20, 4)
+    a[:, 11] = 0.0
+    y, _ = linear_scan(a, x, torch.randn(1, 4) * 1e6, backend="torch")
+    y_fresh, _ = linear_scan(a[:, 11:], x[:, 11:], backend="torch")
+    assert torch.equal(y[:, 11], x[:, 11])
+    assert torch.allclose(y[:, 11:], y_fresh, rtol=1e-5, atol=1e-6), "the old state leaked"
+
+
 def test_the_patched_rg_lru_matches_transformers_loop():
     from transformers import RecurrentGemmaConfig
     from transformers.models.recurrent_gemma.modeling_recurrent_gemma import (

@@ -98,3 +98,36 @@ def test_unknown_backend_is_a_clear_error():
     r, log_w, k, v, a, b, state = make_inputs(3)
     with pytest.raises(ValueError, match="choose one of"):
         wkv7(r, log_w, k, v, a, b, state, backend="fast")
+
+
+# The torch form's chunks: one token, RWKV-7's own (16), and boundaries inside the blocks
+TORCH_CHUNKS = [1, 5, 16, 32]
+# decay regimes: RWKV-7's own range, w near 0 (log_w to about -100) and w near 1
+DECAYS = {"rwkv7": 1.0, "strong": 2.5, "weak": None}
+
+
+@pytest.mark.parametrize("chunk", TORCH_CHUNKS, ids=lambda c: f"chunk{c}")
+@pytest.mark.parametrize("decay", sorted(DECAYS))
+@pytest.mark.parametrize("n", [64, 5], ids=lambda n: f"N{n}")
+@pytest.mark.parametrize("L", [37, 300], ids=lambda L: f"L{L}")
+def test_torch_form_equals_the_reference(chunk, decay, n, L):
+    """The chunked WY form, from a carried state, against the token loop (1e-4 relative)."""
+    r, log_w, k, v, a, b, state = make_inputs(L, heads=2, n=n, batch=1, seed=L + n,
+                                              decay_scale=DECAYS[decay] or 1.0)
+    if decay == "weak":
+        log_w = -torch.rand(log_w.shape, generator=torch.Generator().manual_seed(1)) * 1e-4
+    o_ref, s_ref = wkv7_ref(r, log_w, k, v, a, b, state)
+    o, s = wkv7(r, log_w, k, v, a, b, state, output_final_state=True, backend="torch",
+                chunk_size=chunk)
+    assert torch.isfinite(o).all() and torch.isfinite(s).all()
+    assert_near(o, o_ref, f"o, {decay} decay, chunk {chunk}", tol=1e-4)
+    assert_near(s, s_ref, f"final state, {decay} decay, chunk {chunk}", tol=1e-4)
+
+
+def test_torch_form_reads_bf16_inputs_in_float32():
+    r, log_w, k, v, a, b, state = make_inputs(40, n=8)
+    low = [t.bfloat16() for t in (r, log_w, k, v, a, b)]
+    o_ref, _ = wkv7_ref(*(t.float() for t in low), state)
+    o, s = wkv7(*low, state, output_final_state=True, backend="torch")
+    assert o.dtype == torch.float32 and s.dtype == torch.float32
+    assert_near(o, o_ref, "o from bf16 inputs")
