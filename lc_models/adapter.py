@@ -48,6 +48,7 @@ from lc_models.lengths import built_for, learned_positions
 from lc_models.ops import dispatch, linear
 from lc_models.prefill import feed
 from lc_models.shared_prefix import RiderScores, plan_passes
+from lc_models.vocab import check_vocabulary
 from lc_tasks.chat import check_sized
 from lc_tasks.errors import UsageError
 from lc_tasks.tokenizer import UNLIMITED, checkpoint_location, local_path
@@ -106,6 +107,7 @@ class LongContextLM(HFLM):
         self._positions = learned_positions(self.model)  # (positions, where) or None
         self._positions_warned = False
         self._use_accelerate_ranks()
+        check_vocabulary(self.tokenizer, self.model, pretrained, kwargs.get("tokenizer"))
         self.runner = runner_for(self.model, verify=args["verify"])
         if (self.model.dtype == torch.bfloat16 and self.device.type == "cpu"
                 and not linear.cpu_has_bf16()):
