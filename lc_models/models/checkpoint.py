@@ -11,6 +11,10 @@ unexpected key or a wrong shape is one clear error that names it.
 Traceback (most recent call last):
 ...
 lc_tasks.errors.UsageError: ckpt: unexpected key 'bias' (keys this model does not have: bias)
+>>> check_floating({"weight": torch.ones(3, 2, dtype=torch.int8)}, "m.pth")
+Traceback (most recent call last):
+...
+lc_tasks.errors.UsageError: m.pth: weight 'weight' holds int8 values, not floating point; ...
 """
 
 from __future__ import annotations
@@ -102,6 +106,17 @@ def read_weights(path: str) -> dict[str, torch.Tensor]:
         raise UsageError(f"{path} holds no state dict of tensors: its entry {other!r} holds a "
                          f"{type(state[other]).__name__}; expected only tensors, as "
                          "torch.save(model.state_dict(), path) writes")
+    return check_floating(state, path)
+
+
+def check_floating(state: dict[str, torch.Tensor], path: str) -> dict[str, torch.Tensor]:
+    """``state``, unless a tensor of it is not floating point (integer or boolean weights are
+    a quantized or corrupt file, which the model's layers cannot take): one line naming it."""
+    other = next((k for k, v in state.items() if not v.is_floating_point()), None)
+    if other is not None:
+        raise UsageError(f"{path}: weight {other!r} holds {str(state[other].dtype)[6:]} values, "
+                         "not floating point; lc-eval reads float32, float16 or bfloat16 "
+                         "weights (dequantize the checkpoint first)")
     return state
 
 

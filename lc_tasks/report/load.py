@@ -8,6 +8,7 @@ With ``--output_path out.json`` it writes ``out_<date>.json`` and the samples be
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -106,8 +107,28 @@ def load_run(path: Path) -> Run:
                     and isinstance(v, (int, float)) and not isinstance(v, bool)},
         variant=read_variant(data.get("configs") or {}),
     )
+    nans = nan_scores(run.results)
+    if nans:
+        more = f" (and {len(nans) - 1} more: {', '.join(nans[1:4])})" if len(nans) > 1 else ""
+        raise ValueError(f"{path}: {nans[0]} is NaN{more}, a run that failed or scored "
+                         "nothing; rerun that task, or leave this results file out")
     run.sample_files = _sample_files(path, set(run.results) | set(data.get("configs") or {}))
     return run
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def nan_scores(results: dict[str, dict[str, Any]]) -> list[str]:
+    """``"<task>'s <metric>"`` for every NaN score in a results table (standard errors
+    aside: lm-eval records NaN there for one document).
+
+    >>> nan_scores({"lc_vt_1k": {"acc,none": float("nan"), "acc_stderr,none": float("nan")}})
+    ["lc_vt_1k's acc,none"]
+    """
+    return [f"{task}'s {key}" for task, metrics in results.items() for key, value in
+            metrics.items() if _is_nan(value) and "_stderr," not in key]
 
 
 def read_variant(configs: dict[str, Any]) -> str:
@@ -160,6 +181,10 @@ def read_samples(path: Path, fields: tuple[str, ...]) -> list[dict[str, Any]]:
             row["filter"] = sample.get("filter", "none")
             for metric in sample.get("metrics") or []:
                 row[metric] = sample.get(metric)
+                if _is_nan(row[metric]):
+                    raise ValueError(f"{path}:{line_no}: document {doc.get('index', '?')}'s "
+                                     f"{metric} is NaN, a sample that failed to score; rerun "
+                                     "that task, or leave its results out")
             rows.append(row)
     return rows
 
