@@ -1,0 +1,135 @@
+"""Bad inputs found at load, each one clear line through the real ``lc-eval`` executable
+(issue 34): a tokenizer with ids past the model's embedding (every checkpoint format), a
+native checkpoint with integer weights, a sparse-attention model lc_hf cannot run exactly, a
+report over NaN scores. Each case asserts a non-zero exit, no traceback, and a last line that
+names the value and the fix (the pattern of ``test_cli_errors.py``)."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from conftest import run_cli
+
+from lc_models import zoo
+
+RUN = ["run", "--device", "cpu", "--tasks", "lc_passkey_1k", "--limit", "1",
+       "--metadata", json.dumps({"num_samples": 1})]
+SMOL = "smollm2-135m-instruct"
+
+
+def lc_hf(args: str) -> list[str]:
+    return ["--model", "lc_hf", "--model_args", args]
+
+
+def wide_tokenizer(folder, offset=60000):
+    """A word-level tokenizer whose ids start at ``offset`` (past any tiny model's rows)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "the", "pass", "key", "is"]
+    tok = Tokenizer(models.WordLevel({w: offset + i for i, w in enumerate(words)}, "<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
+                            eos_token="</s>").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory, tiny_model, tokenizer_dir):
+    """id -> (lc-eval arguments, what the last line must contain)."""
+    from report_helpers import write_run
+
+    from lc_models.tiny import build_tokenizer
+    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, rwkv6_state, save_mamba_ssm
+
+    root = tmp_path_factory.mktemp("load-checks")
+    char, bpe = tokenizer_dir("char"), tokenizer_dir("bpe")
+    wide = wide_tokenizer(root / "wide")
+    mamba = root / "mamba-small-vocab"
+    save_mamba_ssm(mamba, MAMBA_SSM_CONFIGS["mamba2"], vocab_size=40)  # 48 rows, char has 104
+    rwkv_small = root / "rwkv-small.pth"
+    torch.save(rwkv6_state(vocab_size=64), rwkv_small)  # the World tokenizer has 65529 ids
+    rwkv_int = root / "rwkv-int.pth"
+    state = rwkv6_state()
+    state["head.weight"] = (state["head.weight"] * 100).to(torch.int16)
+    torch.save(state, rwkv_int)
+    sparse = root / "sparse"
+    tok = build_tokenizer("char")
+    tiny_sparse_model(len(tok), index_topk=8).save_pretrained(sparse)
+    tok.save_pretrained(sparse)
+    nan_runs = root / "nan-runs"
+    write_run(nan_runs, {"pretrained": "/ckpt/llama"},
+              {"lc_passkey_1k": [1.0, 0.0], "lc_vt_1k": [float("nan"), 1.0]})
+    out = {
+        "HF folder with a bigger tokenizer": (
+            [*RUN, *lc_hf(f"pretrained={tiny_model('llama')},tokenizer={bpe}")],
+            (f"tokenizer='{bpe}' has token ids up to 511, but the model's input embedding "
+             "has 104 rows")),
+        "native mamba_ssm with a bigger tokenizer": (
+            [*RUN, *lc_hf(f"pretrained={mamba},tokenizer={char}")],
+            "has token ids up to 103, but the model's input embedding has 48 rows"),
+        "native RWKV .pth with the World tokenizer past its rows": (
+            [*RUN, *lc_hf(f"pretrained={rwkv_small}")],
+            "has token ids up to 65529, but the model's input embedding has 64 rows"),
+        "native .pth with integer weights": (
+            [*RUN, *lc_hf(f"pretrained={rwkv_int}")],
+            "weight 'head.weight' holds int16 values, not floating point"),
+        "sparse attention lc_hf cannot run exactly": (
+            [*RUN, *lc_hf(f"pretrained={sparse},chunk_size=16")],
+            ("refuses model type 'deepseek_v32': chunked prefill with its state differs "
+             "from the full forward pass past index_topk=8")),
+        "report over NaN scores": (
+            ["report", str(nan_runs), "--out", str(root / "report"), "--no-figures"],
+            "lc_vt_1k's acc,none is NaN, a run that failed or scored nothing; rerun that task"),
+    }
+    if zoo.REAL[SMOL].installed():
+        out["GGUF with a tokenizer past its rows"] = (
+            [*RUN, *lc_hf(f"pretrained={zoo.path(SMOL)},tokenizer={wide}")],
+            "has token ids up to 60006, but the model's input embedding has 49152 rows")
+    return out
+
+
+def tiny_sparse_model(vocab_size, index_topk):
+    """A tiny random DeepSeek-V3.2: a learned indexer picks each query's top-k keys."""
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
+
+    config = CONFIG_MAPPING["deepseek_v32"](
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, q_lora_rank=16,
+        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
+        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+        index_topk=index_topk, index_head_dim=16, index_n_heads=2, n_group=1, topk_group=1,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config)
+
+
+@pytest.fixture(scope="module")
+def outcomes(cases):
+    def one(case):
+        args, _ = cases[case]
+        return run_cli("lc-eval", *args, check=False, timeout=600)
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(cases, pool.map(one, cases)))
+
+
+CASES = ["HF folder with a bigger tokenizer", "native mamba_ssm with a bigger tokenizer",
+         "native RWKV .pth with the World tokenizer past its rows",
+         "native .pth with integer weights", "sparse attention lc_hf cannot run exactly",
+         "report over NaN scores", "GGUF with a tokenizer past its rows"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_input_at_load_is_one_line(case, cases, outcomes):
+    if case not in cases:
+        pytest.skip(f"{SMOL} is not installed")
+    proc, expected = outcomes[case], cases[case][1]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"{case}: exited 0\n{out[-2000:]}"
+    assert "Traceback" not in out, f"{case}: a traceback\n{out[-3000:]}"
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert expected in lines[-1], f"{case}: last line {lines[-1]!r} lacks {expected!r}"
