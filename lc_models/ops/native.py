@@ -88,9 +88,18 @@ def _cache_dir() -> Path:
     from lc_tasks.doc_cache import cache_root
 
     root = cache_root()
-    if root is None:  # LC_EVAL_CACHE=off: a build of this process's own
-        root = Path(tempfile.gettempdir()) / f"lc-eval-{os.getpid()}"
+    if root is None or not _writable(root / "native"):  # LC_EVAL_CACHE=off, or read-only:
+        root = Path(tempfile.gettempdir()) / f"lc-eval-{os.getpid()}"  # a build of our own
     return root / "native"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` exists (made if missing) and this process may write in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _build(compiler: str, openmp: bool = True) -> Path:
