@@ -118,3 +118,11 @@ def test_a_sparse_model_is_exact_or_refused_naming_its_top_k():
         assert "past index_topk=8" in str(err) and "\n" not in str(err)
         return
     assert chunked_error(runner, length=64, chunk=16) <= 1e-4
+
+
+def test_a_test_against_eager_alone_keeps_lc_sdpa(tiny_model):
+    """GPT-2's code asks `_attn_implementation == "eager"`: the same answer for sdpa and
+    lc_sdpa, so it is still switched (only a test naming "sdpa" keeps stock sdpa)."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model("gpt2"), attn_implementation="sdpa")
+    assert not attention.branches_on_name(model)
+    assert attention.patch(model)

@@ -31,9 +31,11 @@ from lc_models.ops.attention import attend_chunk
 
 NAME = "lc_sdpa"
 _checked: tuple[weakref.ref, bool] | None = None  # the last mask looked at, and the verdict
-# code that compares the implementation's name: `config._attn_implementation in ("eager", "sdpa")`
-_NAME_TEST = re.compile(r"_attn_implementation\s*(==|!=|not\s+in\b|in\b)"
-                        r"|[\"'](sdpa|eager)[\"']\s*(==|!=)\s*[\w.]*_attn_implementation")
+# code that compares the implementation's name with "sdpa", which lc_sdpa would change:
+# `config._attn_implementation in ("eager", "sdpa")` (a test against "eager" alone answers the
+# same for both)
+_NAME_TEST = re.compile(r"""_attn_implementation\s*(==|!=|not\s+in\b|in\b)[^:\n]{0,80}?["']sdpa["']"""
+                        r"""|["']sdpa["']\s*(==|!=)\s*[\w.]*_attn_implementation""")
 
 
 def attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None,
@@ -70,7 +72,7 @@ AttentionMaskInterface.register(NAME, sdpa_mask)
 
 @cache
 def _tests_the_name(module_name: str) -> bool:
-    """Whether the source of ``module_name`` compares ``_attn_implementation`` to a name."""
+    """Whether the source of ``module_name`` compares ``_attn_implementation`` with "sdpa"."""
     module = sys.modules.get(module_name)
     try:
         source = inspect.getsource(module) if module is not None else ""
@@ -81,7 +83,7 @@ def _tests_the_name(module_name: str) -> bool:
 
 def branches_on_name(model: torch.nn.Module) -> bool:
     """Whether any module class of ``model`` is defined beside code that compares the
-    attention implementation's name (renaming "sdpa" would change what it computes)."""
+    attention implementation's name with "sdpa" (renaming it would change what it computes)."""
     names = {type(m).__module__ for m in model.modules()}
     return any(_tests_the_name(name) for name in names if name.startswith("transformers."))
 
