@@ -7,6 +7,8 @@
 # copy in a temporary folder). PYTHON: an interpreter with lm-eval's CI install of that
 # checkout (`pip install -e "LM_EVAL_CHECKOUT[dev,hf]"`) and without lc-eval, as lm-eval's CI
 # has it; pre-commit, ruff and pre-commit-hooks beside it for the hooks.
+# LC_EVAL_SITE (optional): a folder holding an lc-eval install (e.g. `pip install --no-deps
+# --target DIR lc_eval-*.whl`) to make the folder from, instead of this checkout's sources.
 #
 # 1. writes the folder (scripts/make_upstream_folder.py) into the copy's lm_eval/tasks/, with
 #    its row in lm_eval/tasks/README.md;
@@ -48,7 +50,8 @@ git init -q && git add -A && git -c user.name=check -c user.email=check@localhos
   --no-verify || { echo "git init of the copy failed" >&2; exit 2; }
 
 # 1. the folder and its README row
-PYTHONPATH=$repo "$py" "$repo/scripts/make_upstream_folder.py" --out lm_eval/tasks >"$log.make" ||
+PYTHONPATH=${LC_EVAL_SITE:-$repo} "$py" "$repo/scripts/make_upstream_folder.py" --out lm_eval/tasks \
+  >"$log.make" ||
   { cat "$log.make"; exit 2; }
 row=$(tail -n 1 "$log.make")
 "$py" - "$row" <<'EOF' || exit 2
@@ -175,7 +178,7 @@ fi
 ok() { [[ $1 -eq 0 ]] && echo PASS || echo FAIL; }
 echo
 echo "lm-eval checkout: $checkout ($(git -C "$checkout" rev-parse --short HEAD 2>/dev/null || cat "$checkout/.commit" 2>/dev/null || echo "no git"))"
-echo "folder: $(echo "$new_files" | grep -c '^lm_eval/tasks/lc_eval/') files; Hub reachable: $hub"
+echo "folder: $(echo "$new_files" | grep -c '^lm_eval/tasks/lc_eval/') files, made from ${LC_EVAL_SITE:-$repo}; Hub reachable: $hub"
 echo "[$(ok $pytest_rc)] tests/test_tasks.py on $n_files changed task files ($lengths): $pytest_summary"
 [[ $hub == no ]] && echo "       left aside without the Hub: the QA task files, lm-eval's test_strip_whitespace_in_target_and_metric (fda, swde, squad_completion)"
 echo "[$(ok $validate_rc)] lm_eval validate on $(echo "$names" | tr ',' '\n' | wc -l) tasks and groups: $(tail -n 1 "$log.validate")"
