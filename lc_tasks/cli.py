@@ -107,11 +107,15 @@ def _light_task_index(entries: list[str], include_paths: list[str]) -> None:
     lm_eval.tasks.TaskManager = task_manager
 
 
-def _guard_lengths(model: str, allow_truncation: bool) -> None:
-    """Check the model against the tasks' lengths once both exist, before any request."""
+def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None = None,
+                   chat: bool = False) -> None:
+    """Check the model against the tasks' lengths once both exist, before any request (a
+    served model first: its server's context, a probe request, chat prompts rendered as
+    ``lc_hf`` reads them, ``lc_tasks.served``)."""
     import lm_eval.evaluator
 
     from lc_tasks.preflight import check_lengths, guard_requests
+    from lc_tasks.served import prepare
 
     evaluate = lm_eval.evaluator.evaluate
 
@@ -120,12 +124,23 @@ def _guard_lengths(model: str, allow_truncation: bool) -> None:
             tasks = task_dict["tasks"]
         else:  # the older nested form
             _, tasks = lm_eval.evaluator._handle_back_comp(task_dict)
+        prepare(lm, _task_lengths(list(tasks.values())), chat, dict(model_args or {}), model)
         check_lengths(lm, list(tasks.values()), model, allow_truncation)
         if not allow_truncation:
             guard_requests(lm, model)
         return evaluate(lm, task_dict, *args, **kwargs)
 
     lm_eval.evaluator.evaluate = guarded
+
+
+def _task_lengths(tasks: list) -> list[tuple[str, int]]:
+    """(name, length) of each of our tasks among lm-eval's task objects."""
+    out = []
+    for task in tasks:
+        kwargs = getattr(getattr(task, "config", None), "dataset_kwargs", None) or {}
+        if "family" in kwargs and isinstance(kwargs.get("length"), int):
+            out.append((task.config.task, kwargs["length"]))
+    return out
 
 
 def _atomic_results() -> None:
@@ -193,7 +208,8 @@ def _keep_results(kept: list) -> None:
 
 
 def _prepare_run(args, kept: list) -> None:
-    from lc_tasks.preflight import check_run, locate_checkpoint, requested
+    from lc_tasks.preflight import check_run, family_lengths, locate_checkpoint, requested
+    from lc_tasks.served import check_model
 
     allow = args.__dict__.pop("allow_truncation", False) or os.environ.get(
         "LC_EVAL_ALLOW_TRUNCATION", "").strip().lower() in ("1", "true")
@@ -201,10 +217,14 @@ def _prepare_run(args, kept: list) -> None:
         _size_for_chat(args)
     args.model_args = locate_checkpoint(args.model_args)
     ours = check_run(args, args.include_path)
+    chat = bool(getattr(args, "apply_chat_template", False))
+    if isinstance(args.model_args, dict):
+        args.model_args = check_model(args.model, args.model_args, chat,
+                                      [n for _, n in family_lengths(ours)])
     if ours:
         _build_only_what_runs(args)
     _light_task_index(requested(args.tasks), args.include_path)
-    _guard_lengths(args.model or "hf", allow)
+    _guard_lengths(args.model or "hf", allow, args.model_args, chat)
     _atomic_results()
     _keep_results(kept)
 
