@@ -143,17 +143,20 @@ def test_fast_decay_is_stable(backend, chunk):
 
 
 @pytest.mark.parametrize("chunk", [1, 8, 16], ids=lambda c: f"chunk{c}")
-@pytest.mark.parametrize("decay", ["weak", "strong"])
+@pytest.mark.parametrize("decay", ["weak", "strong", "mixed"])
 @pytest.mark.parametrize("L", [37, 300], ids=lambda L: f"L{L}")  # 300: across blocks
 def test_torch_form_at_the_edges_of_the_decay_range(chunk, decay, L):
-    """Decays near 1 (dt * A ~ -1e-5) and near 0 (down to exp(-1000)), from a carried state,
-    against the token loop within 1e-4 relative."""
+    """Decays near 1 (dt * A ~ -1e-5), near 0 (down to exp(-1000)) and both in one chunk,
+    from a carried state, against the token loop within 1e-4 relative."""
     inputs = make_inputs(L, d_state=16, dt_scale=30.0 if decay == "strong" else 1.0)
     if decay == "strong":
         inputs["A"] = inputs["A"] * 20
     args = call_args(inputs, OPTIONS["all" if decay == "strong" else "state-only"])
-    if decay == "weak":
+    if decay in ("weak", "mixed"):
         args["delta"] = args["delta"] * 1e-5
+    if decay == "mixed":  # one token in eight forgets almost everything
+        strong = torch.rand(L, generator=torch.Generator().manual_seed(L)) < 0.125
+        args["delta"] = torch.where(strong, 60.0, args["delta"])
     y_ref, h_ref = selective_scan_ref(**args, return_final_state=True)
     y, h = selective_scan(**args, return_final_state=True, backend="torch", chunk_size=chunk)
     assert_near(y, y_ref, f"y under {decay} decay", tol=1e-4)

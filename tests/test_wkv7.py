@@ -103,7 +103,8 @@ def test_unknown_backend_is_a_clear_error():
 # The torch form's chunks: one token, RWKV-7's own (16), and boundaries inside the blocks
 TORCH_CHUNKS = [1, 5, 16, 32]
 # decay regimes: RWKV-7's own range, w near 0 (log_w to about -100) and w near 1
-DECAYS = {"rwkv7": 1.0, "strong": 2.5, "weak": None}
+# and both in one chunk (a weak decay's digits must survive beside a strong one's)
+DECAYS = {"rwkv7": 1.0, "strong": 2.5, "weak": None, "mixed": None}
 
 
 @pytest.mark.parametrize("chunk", TORCH_CHUNKS, ids=lambda c: f"chunk{c}")
@@ -114,8 +115,11 @@ def test_torch_form_equals_the_reference(chunk, decay, n, L):
     """The chunked WY form, from a carried state, against the token loop (1e-4 relative)."""
     r, log_w, k, v, a, b, state = make_inputs(L, heads=2, n=n, batch=1, seed=L + n,
                                               decay_scale=DECAYS[decay] or 1.0)
-    if decay == "weak":
-        log_w = -torch.rand(log_w.shape, generator=torch.Generator().manual_seed(1)) * 1e-4
+    g = torch.Generator().manual_seed(1)
+    if decay in ("weak", "mixed"):
+        log_w = -torch.rand(log_w.shape, generator=g) * 1e-4
+    if decay == "mixed":  # one token in eight forgets almost everything
+        log_w = torch.where(torch.rand(log_w.shape, generator=g) < 0.125, -60.0, log_w)
     o_ref, s_ref = wkv7_ref(r, log_w, k, v, a, b, state)
     o, s = wkv7(r, log_w, k, v, a, b, state, output_final_state=True, backend="torch",
                 chunk_size=chunk)

@@ -12,10 +12,11 @@ oracle, a few torch ops per token). ``linear_scan`` computes the same through th
 channels vectorised), else ``"torch"``, chunks of ``CHUNK`` tokens, ``CHUNKS_PER_BLOCK`` of
 them at once (one Python iteration per block):
 
-* within a chunk, token t reads token s <= t through ``exp(g[t] - g[s])``, ``g`` the
-  cumulative log of ``a`` (summed in float64). The (T, T) factor per channel is formed
-  explicitly, every exponent <= 0, so strong decays never overflow; ``log(0)`` is floored at
-  ``-LOG_ZERO``, whose exponent underflows to an exact 0 (a reset forgets exactly);
+* within a chunk, token t reads token s <= t through the product of ``a`` over s+1 .. t,
+  the exponent of a sum of logs formed from the terms themselves. The (T, T) factor per
+  channel is formed explicitly, every exponent <= 0, so strong decays never overflow;
+  ``log(0)`` is floored at ``-LOG_ZERO``, whose exponent underflows to an exact 0 (a reset
+  forgets exactly);
 * the state enters each chunk through its cumulative decay, and the states entering the
   chunks of a block come from one lower-triangular decay matrix per channel.
 
@@ -65,7 +66,7 @@ def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
     state = x.new_zeros(batch, channels, dtype=torch.float32) if h is None else h.float()
-    log_a = a.double().log().clamp_(min=-LOG_ZERO)  # (batch, L, channels), 0 -> -LOG_ZERO
+    log_a = a.float().log().clamp_(min=-LOG_ZERO)  # (batch, L, channels), 0 -> -LOG_ZERO
     x = x.float()
     ys = []
     span = T * CHUNKS_PER_BLOCK
@@ -77,25 +78,28 @@ def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
 
 
 def _block(log_a, x, h, T):
-    """Up to CHUNKS_PER_BLOCK chunks of T tokens at once. log_a: (batch, L, channels) float64;
-    x: (batch, L, channels) float32; h: (batch, channels) float32, the state before. The tail
-    is padded with log_a = x = 0: no decay, no input, the state exact."""
+    """Up to CHUNKS_PER_BLOCK chunks of T tokens at once. log_a, x: (batch, L, channels)
+    float32; h: (batch, channels) float32, the state before. The tail is padded with log_a =
+    x = 0: no decay, no input, the state exact."""
     batch, L, channels = x.shape
     pad = -L % T
     if pad:
         log_a, x = F.pad(log_a, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
     K = (L + pad) // T
-    g = log_a.view(batch, K, T, channels).cumsum(2)  # (b, K, T, c): log decay through t, <= 0
-    x = x.view(batch, K, T, channels)
-    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()[..., None]
-    # token t reads token s <= t through the decays of tokens s+1 .. t: (b, K, T_t, T_s, c)
-    pairs = (g[:, :, :, None] - g[:, :, None]).float().clamp_(max=0.0).exp_().mul_(causal)
-    y = (pairs * x[:, :, None]).sum(3)  # (b, K, T, c): each chunk from a zero state
+    log_a, x = log_a.view(batch, K, T, channels), x.view(batch, K, T, channels)
+    ones = torch.ones(T, T, dtype=torch.bool, device=x.device)
+    # token t reads token s <= t through P[t, s], the sum of log_a over s+1 .. t, summed from
+    # its own terms (log_a[r] placed at (r, s) for r > s), not as a difference of two sums:
+    # every exponent is <= 0 and as exact as float32 holds it. (b, K, T_t, T_s, c)
+    pairs = log_a[:, :, :, None].masked_fill(ones.triu()[..., None], 0.0).cumsum(2)
+    pairs = pairs.masked_fill_(ones.triu(1)[..., None], -float("inf")).exp_()
+    y = (pairs.mul_(x[:, :, None])).sum(3)  # (b, K, T, c): each chunk from a zero state
+    g = log_a.cumsum(2)  # (b, K, T, c): log decay from the chunk start through t
     # the states entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
-    ends = F.pad(g[:, :, -1].cumsum(1), (0, 0, 1, 0))  # (b, K + 1, c): log decay to chunk k
+    ends = F.pad(g[:, :, -1].double().cumsum(1), (0, 0, 1, 0))  # (b, K + 1, c): to chunk k
     lower = torch.ones(K + 1, K + 1, dtype=torch.bool, device=x.device).tril()[..., None]
     carry = (ends[:, :, None] - ends[:, None]).float().clamp_(max=0.0).exp_().mul_(lower)
     sources = torch.cat([h[:, None], y[:, :, -1]], 1)  # (b, K + 1, c)
     states = (carry * sources[:, None]).sum(2)  # (b, K + 1, c): entering chunk k
-    y = y + g.float().exp() * states[:, :K, None]  # each token reads its chunk's start state
+    y = y.addcmul_(g.exp_(), states[:, :K, None])  # each token reads its chunk's start state
     return y.view(batch, K * T, channels)[:, :L], states[:, K]

@@ -165,51 +165,58 @@ def scan_chunked(u, dt, A, B, C, h, chunk_size=None):
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
     span = T * max(1, BLOCK_TOKENS // T)
-    # masks of the (T, T) and (chunks + 1, chunks + 1) factors: True where nothing is read
-    after = torch.ones(T, T, dtype=torch.bool, device=u.device).triu(1)[..., None]
-    later = torch.ones(span // T + 1, span // T + 1, dtype=torch.bool,
-                       device=u.device).triu(1)[..., None]
+    # masks of the (T, T) and (chunks + 1, chunks + 1) factors, (rows, columns, 1): where a
+    # token reads nothing (after), and where a row's term is not in a column's sum (not_after)
+    ones = torch.ones(max(T, span // T + 1), max(T, span // T + 1), dtype=torch.bool,
+                      device=u.device)
+    masks = (ones[:T, :T].triu(1)[..., None], ones[:T, :T].triu()[..., None],
+             ones[: span // T + 1, : span // T + 1].triu(1)[..., None])
     ys = []
-    A = A.double()[:, None]  # (d_inner, 1, d_state): log decays are summed in float64
+    A = A[:, None]  # (d_inner, 1, d_state)
     for s in range(0, u.shape[-1], span):
         y, h = _block(u[..., s : s + span], dt[..., s : s + span], A, B[..., s : s + span],
-                      C[..., s : s + span], h, T, after, later)
+                      C[..., s : s + span], h, T, masks)
         ys.append(y)
     y = torch.cat(ys, -1) if ys else u.new_zeros(u.shape)
     return y, h.contiguous()
 
 
-def _block(u, dt, A, B, C, h, T, after, later):
+def _block(u, dt, A, B, C, h, T, masks):
     """The chunks of T tokens in (batch, d_inner, L) inputs, all at once; A: (d_inner, 1,
-    d_state) float64; after, later: the masks of ``scan_chunked``. Returns (y (batch, d_inner,
+    d_state); masks: ``scan_chunked``'s. Returns (y (batch, d_inner,
     L) without D/z, the state after). The tail is padded with dt = u = 0: decay 1 and
     no input, so the state is exact.
 
-    Within a chunk, token t reads the input of token s <= t through exp(G[t] - G[s]) per
-    (channel, state index), G the cumulative dt * A, summed in float64: the (T, T, d_state)
-    factor is formed explicitly, so no exponent is ever split into a large and a small one.
+    Within a chunk, token t reads the input of token s <= t through exp(P[t, s]) per
+    (channel, state index), P[t, s] the sum of dt * A over the tokens s+1 .. t. P is formed as
+    a cumulative sum of those terms themselves (not as a difference of two cumulative sums,
+    which would lose the small terms beside large ones in float32), so the (T, T, d_state)
+    factor is exact to float32 and no exponent is ever split into a large and a small one.
     The states entering the chunks come from one (K + 1, K + 1) decay matrix per channel and
-    state index, as in ``lc_models.ops.ssd``.
+    state index (differences of float64 sums), as in ``lc_models.ops.ssd``.
     """
+    after, not_after, later = masks
     batch, d_inner, L = u.shape
     n = A.shape[-1]
     pad = -L % T
     if pad:
         u, dt, B, C = (F.pad(t, (0, pad)) for t in (u, dt, B, C))
     K = (L + pad) // T
-    G = (dt.double()[..., None] * A).view(batch, d_inner, K, T, n).cumsum(3)  # float64
+    dA = (dt[..., None] * A).view(batch, d_inner, K, T, n)  # (b, d, K, T, n): log decays
     Bc, Cc = (t.view(batch, n, K, T).permute(0, 2, 3, 1)[:, None] for t in (B, C))  # (b,1,K,T,n)
     x = (dt * u).view(batch, d_inner, K, T, 1) * Bc  # (b, d, K, T, n): each token's input
-    pairs = (G[..., :, None, :] - G[..., None, :, :]).float()  # (b, d, K, T_t, T_s, n)
+    # P[t, s] = sum over r in s+1 .. t of dA[r]: dA[r] placed at (r, s) for r > s, summed over r
+    pairs = dA[..., :, None, :].masked_fill(not_after, 0.0).cumsum(3)  # (b,d,K,T_t,T_s,n)
     pairs = pairs.clamp_(min=LOG_FLUSH).masked_fill_(after, -float("inf")).exp_()
     local = (pairs.mul_(x[..., None, :, :])).sum(-2)  # (b, d, K, T, n): from a zero state
     # the state entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
-    ends = F.pad(G[..., -1, :].cumsum(2), (0, 0, 1, 0))  # (b, d, K + 1, n): log decay to k
+    G = dA.cumsum(3)  # (b, d, K, T, n): log decay from the chunk start through t
+    ends = F.pad(G[..., -1, :].double().cumsum(2), (0, 0, 1, 0))  # (b, d, K + 1, n), to k
     carry = (ends[:, :, :, None] - ends[:, :, None]).float().clamp_(min=LOG_FLUSH)
     carry = carry.masked_fill_(later[: K + 1, : K + 1], -float("inf")).exp_()  # (b,d,K+1,K+1,n)
     sources = torch.cat([h[:, :, None], local[..., -1, :]], 2)  # (b, d, K + 1, n)
     states = carry.mul_(sources[:, :, None]).sum(3)  # (b, d, K + 1, n): entering chunk k
-    reach = G.float().clamp_(min=LOG_FLUSH).exp_()  # (b, d, K, T, n): chunk start to t
+    reach = G.clamp_(min=LOG_FLUSH).exp_()  # (b, d, K, T, n): chunk start to t
     local = local.addcmul_(reach, states[:, :, :K, None])
     y = (local * Cc).sum(-1)  # (b, d, K, T)
     return y.view(batch, d_inner, K * T)[..., :L], states[:, :, K]

@@ -18,9 +18,10 @@ package does (``RWKV_x070_TMix_seq``: ``state * w + state @ ab + vk``); the stat
 horizontal sums) or ``"torch"``, the chunked matrix form below (any device).
 
 The torch form, over chunks of T tokens (``CHUNK``) from the state S_0 before the chunk, with
-``g`` the cumulative log decay inside the chunk (summed in float64; every exponent formed is a
-difference ``g[t] - g[s]`` <= 0, so strong decays never overflow) and ``u_i = S_{i-1} a_i``
-(the state along a, the delta rule's "pseudo-value")::
+``g`` the cumulative log decay inside the chunk (every decay between two tokens is formed as
+one exponent ``g_t - g_s`` <= 0, summed from its own terms, so strong decays never overflow
+and weak ones lose nothing beside strong ones) and ``u_i = S_{i-1} a_i`` (the state along a,
+the delta rule's "pseudo-value")::
 
     S_t = S_0 diag(e^g_t) + sum_{i<=t} (u_i b_i^T + v_i k_i^T) diag(e^(g_t - g_i))
     u_i = S_0 (a_i e^g_{i-1}) + sum_{j<i} A_ab[i,j] u_j + A_ak[i,j] v_j       (WY form)
@@ -133,29 +134,32 @@ def _block(r, log_w, k, v, a, b, S, T):
     pad = -L % T
     K = (L + pad) // T
 
-    def chunked(t, dtype=torch.float32):  # (batch, L, heads, n) -> (batch, heads, K, T, n)
-        t = F.pad(t.to(dtype), (0, 0, 0, 0, 0, pad)) if pad else t.to(dtype)
+    def chunked(t):  # (batch, L, heads, n) -> (batch, heads, K, T, n) float32
+        t = F.pad(t.float(), (0, 0, 0, 0, 0, pad)) if pad else t.float()
         return t.view(batch, K, T, heads, n).permute(0, 3, 1, 2, 4)
 
-    r, k, v, a, b = (chunked(t) for t in (r, k, v, a, b))
-    g = chunked(log_w, torch.float64).cumsum(3)  # (b, h, K, T, n): log decay through t, <= 0
-    # token t reads what token s <= t wrote through the decays of s+1 .. t: (b,h,K,T_t,T_s,n)
-    causal = torch.ones(T, T, dtype=torch.bool, device=r.device).tril()[..., None]
-    incl = (g[..., :, None, :] - g[..., None, :, :]).float().clamp_(max=0.0).exp_().mul_(causal)
+    r, k, v, a, b, log_w = (chunked(t) for t in (r, k, v, a, b, log_w))
+    # token t reads what token s <= t wrote through the decays of s+1 .. t: exp of their sum,
+    # formed from the terms themselves (log_w[q] placed at (q, s) for q > s, summed over q),
+    # not as a difference of two cumulative sums; every exponent <= 0. (b, h, K, T_t, T_s, n)
+    ones = torch.ones(T, T, dtype=torch.bool, device=r.device)
+    incl = log_w[..., :, None, :].masked_fill(ones.triu()[..., None], 0.0).cumsum(3)
+    incl = incl.masked_fill_(ones.triu(1)[..., None], -float("inf")).exp_()
+    g = log_w.cumsum(3)  # (b, h, K, T, n): log decay from the chunk start through t
     excl = F.pad(incl[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # row i: decays of s+1 .. i-1
     bk = torch.stack([b, k], -1)  # (b, h, K, T, n, 2)
     A = torch.einsum("...tsn,...snc->...tsc", excl * a[..., :, None, :], bk)  # A_ab, A_ak
     Q = torch.einsum("...tsn,...snc->...tsc", incl * r[..., :, None, :], bk)  # same, with r
     # [W | U0] = (I - A_ab)^-1 [a e^g_{t-1} | A_ak V]: u_t = W_t S_0^T + U0_t
     eye = torch.eye(T, device=r.device)
-    g_prev = F.pad(g[..., :-1, :], (0, 0, 1, 0)).float().exp()  # (b, h, K, T, n)
+    g_prev = F.pad(g[..., :-1, :], (0, 0, 1, 0)).exp()  # (b, h, K, T, n)
     rhs = torch.cat([a * g_prev, A[..., 1] @ v], -1)  # (b, h, K, T, n_k + n_v)
     WU = torch.linalg.solve_triangular(eye - A[..., 0], rhs, upper=False, unitriangular=True)
     W, U0 = WU[..., :n], WU[..., n:]
-    R = r * g.float().exp() + Q[..., 0] @ W  # (b, h, K, T, n_k): o_t = O0_t + S_0 R_t
+    R = r * g.exp() + Q[..., 0] @ W  # (b, h, K, T, n_k): o_t = O0_t + S_0 R_t
     O0 = Q[..., 0] @ U0 + Q[..., 1] @ v  # (b, h, K, T, n_v)
-    to_end = (g[..., -1:, :] - g).float().exp()  # (b, h, K, T, n): decay from t to the end
-    M = torch.diag_embed(g[..., -1, :].float().exp()) + W.transpose(-1, -2) @ (b * to_end)
+    to_end = incl[..., -1, :, :]  # (b, h, K, T, n): decay from after t to the chunk's end
+    M = torch.diag_embed(g[..., -1, :].exp()) + W.transpose(-1, -2) @ (b * to_end)
     X = U0.transpose(-1, -2) @ (b * to_end) + v.transpose(-1, -2) @ (k * to_end)
     # the hand-over: S <- S M_k + X_k, chunk by chunk, as (batch * heads) batched products
     M, X = (t.permute(2, 0, 1, 3, 4).reshape(K, batch * heads, n, n) for t in (M, X))
