@@ -126,10 +126,11 @@ def bench(op: str, lengths: list[int], backends: list[str], repeat: int,
 
 
 def markdown(results: dict) -> str:
-    lines = [f"CPU: {results['machine'].get('cpu', '?')}, {results['threads']} threads; load "
-             f"{results['load_start']} -> {results['load_end']}; {results['finished']}", "",
-             "| op (size) | backend | " + " | ".join(f"{L} tok/s" for L in results["lengths"])
-             + " | torch ops/token |", "| --- " * (3 + len(results["lengths"])) + "|"]
+    head = (f"CPU: {results['machine'].get('cpu', '?')}, {results['threads']} threads; load "
+            f"{results['load_start']} -> {results['load_end']}; {results['finished']}")
+    lines = [head, "", "| op (size) | backend | "
+             + " | ".join(f"{L} tok/s" for L in results["lengths"]) + " | torch ops/token |",
+             "| --- " * (3 + len(results["lengths"])) + "|"]
     for op, r in results["ops"].items():
         for b, points in r["runs"].items():
             cells = [f"{p['tokens_per_s']:.0f}" if "tokens_per_s" in p else "skipped"
