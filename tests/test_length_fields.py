@@ -126,3 +126,12 @@ def test_a_test_against_eager_alone_keeps_lc_sdpa(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model("gpt2"), attn_implementation="sdpa")
     assert not attention.branches_on_name(model)
     assert attention.patch(model)
+
+
+@pytest.mark.parametrize("name", ["lc_models.length_fields", "lc_models.verify"])
+def test_docstring_examples_hold(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, f"{name}: {result}"
