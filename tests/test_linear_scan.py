@@ -42,7 +42,7 @@ GATES = {
 
 @pytest.mark.parametrize("chunk", [1, 5, 16], ids=lambda c: f"chunk{c}")
 @pytest.mark.parametrize("gate", sorted(GATES))
-@pytest.mark.parametrize("L", [37, 300], ids=lambda L: f"L{L}")  # 300 > one block (256)
+@pytest.mark.parametrize("L", [37, 300], ids=lambda L: f"L{L}")  # 300: several blocks
 def test_torch_form_equals_the_reference(chunk, gate, L):
     g = torch.Generator().manual_seed(L)
     a, x = GATES[gate](g, (2, L, 33)), torch.randn(2, L, 33, generator=g)
