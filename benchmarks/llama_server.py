@@ -1,5 +1,5 @@
 """llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``) on 127.0.0.1, started and
-stopped by a test, serving a real GGUF checkpoint.
+stopped by a test or a benchmark, serving a real GGUF checkpoint.
 
 The server runs with llama.cpp's extra CPU buffer types off (``use_extra_bufts``, the weight
 repacking for AMX and similar): with them, llama-cpp-python 0.3.36 built on an Intel Xeon with
@@ -42,6 +42,8 @@ def free_port() -> int:
 def llama_server(gguf: Path, n_ctx: int = 4096, log: Path | None = None):
     """``with llama_server(path) as base: ...``: ``base`` is ``http://127.0.0.1:<port>/v1``."""
     port = free_port()
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "--model", str(gguf), "--n_ctx", str(n_ctx),
