@@ -54,6 +54,7 @@ BLOCK_TOKENS = 64
 STATE_SPAN = 256
 LOG_FLUSH = -60.0  # decays exp(x) are floored at exp(LOG_FLUSH), never subnormal
 
+
 def selective_scan_ref(
     u,
     delta,

@@ -27,7 +27,8 @@ the delta rule's "pseudo-value")::
     u_i = S_0 (a_i e^g_{i-1}) + sum_{j<i} A_ab[i,j] u_j + A_ak[i,j] v_j       (WY form)
 
 ``A_ab[i,j] = sum_c a_i[c] b_j[c] e^(g_{i-1}[c] - g_j[c])`` (strictly lower), likewise A_ak
-with k; so ``U = (I - A_ab)^-1 (W S_0^T + A_ak V)`` is one unit-triangular solve per chunk.
+with k; so ``U = (I - A_ab)^-1 (W S_0^T + A_ak V)``, ``W_i = a_i e^g_{i-1}``, is one
+unit-triangular solve per chunk.
 Split into what S_0 multiplies and what it does not, every chunk is ``o = O0 + R S_0^T`` and
 ``S_T = S_0 M + X``, with O0, R, M, X computed for ``CHUNKS_PER_BLOCK`` chunks at once;
 only the hand-over of the state, one batched matrix product per chunk, is a Python loop.
