@@ -263,3 +263,22 @@ def test_client_rendering_is_lm_evals_hf_rendering(chat_tokenizer):
     for add in (False, True):
         want = HFLM.apply_chat_template(hf, history if not add else history[:2], add)
         assert render_chat(tok, history if not add else history[:2], add) == want
+
+
+def test_gpu_check_script_names_what_it_needs_without_a_gpu():
+    """benchmarks/gpu_check.sh (vLLM beside lc_hf on a GPU) parses, and says in one line what
+    it needs where vllm or CUDA is missing (here)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("vllm"):
+        pytest.skip("vllm is installed here")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", str(root / "benchmarks" / "gpu_check.sh")], check=False,
+                          cwd=root,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "gpu_check: needs vllm (pip install vllm) and a CUDA GPU"), proc.stderr
