@@ -45,10 +45,10 @@ from lc_models.args import check_model_args
 from lc_models.footprint import state_footprint
 from lc_models.generate import Sampler, check_gen_kwargs, decode
 from lc_models.lengths import built_for, learned_positions
+from lc_models.load_checks import check_vocabulary, check_weight_dtypes
 from lc_models.ops import dispatch, linear
 from lc_models.prefill import feed
 from lc_models.shared_prefix import RiderScores, plan_passes
-from lc_models.vocab import check_vocabulary
 from lc_tasks.chat import check_sized
 from lc_tasks.errors import UsageError
 from lc_tasks.tokenizer import UNLIMITED, checkpoint_location, local_path
@@ -108,6 +108,8 @@ class LongContextLM(HFLM):
         self._positions_warned = False
         self._use_accelerate_ranks()
         check_vocabulary(self.tokenizer, self.model, pretrained, kwargs.get("tokenizer"))
+        if getattr(self, "_own", None) is None and not kwargs.get("gguf_file"):
+            check_weight_dtypes(self.model, pretrained)
         self.runner = runner_for(self.model, verify=args["verify"])
         if (self.model.dtype == torch.bfloat16 and self.device.type == "cpu"
                 and not linear.cpu_has_bf16()):

@@ -1,11 +1,14 @@
-"""The load-time check that a tokenizer fits its model: every id it can produce has a row in
-the model's input embedding.
+"""Checks lc_hf makes once a model and its tokenizer are loaded, before any request runs.
 
-A checkpoint paired with another model's tokenizer (``tokenizer=`` pointing elsewhere, a
-native checkpoint given the wrong vocabulary) otherwise runs until the first text that yields
-an id past the embedding, and dies mid-generation with ``IndexError: index out of range in
-self``. Models often have more rows than their tokenizer has ids (padded vocabularies): that
-is fine.
+* ``check_vocabulary``: every id the tokenizer can produce has a row in the model's input
+  embedding. A checkpoint paired with another model's tokenizer (``tokenizer=`` pointing
+  elsewhere, a native checkpoint given the wrong vocabulary) otherwise runs until the first
+  text that yields an id past the embedding, and dies mid-generation with ``IndexError: index
+  out of range in self``. More rows than ids (padded vocabularies) is fine.
+* ``check_weight_dtypes``: a transformers checkpoint stores its weights as floating point.
+  transformers copies integer weights (a quantized file without its quantization config)
+  into float parameters without a word, and the model computes garbage. (lc-eval's own
+  families check their files as they read them: ``lc_models.models.checkpoint``.)
 
 >>> from lc_models.tiny import build_tokenizer
 >>> largest_id(build_tokenizer("char"))
@@ -13,6 +16,9 @@ is fine.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
@@ -28,7 +34,10 @@ def largest_id(tokenizer) -> int:
 def check_vocabulary(tokenizer, model: torch.nn.Module, pretrained, tokenizer_name) -> None:
     """Raise UsageError unless every id of ``tokenizer`` indexes a row of ``model``'s input
     embedding. ``pretrained`` and ``tokenizer_name`` name them in the message."""
-    rows = model.get_input_embeddings().weight.shape[0]
+    try:
+        rows = model.get_input_embeddings().weight.shape[0]
+    except (NotImplementedError, AttributeError):  # no token embedding to index
+        return
     largest = largest_id(tokenizer)
     if largest >= rows:
         which = f"tokenizer={tokenizer_name!r}" if tokenizer_name else "its tokenizer"
@@ -36,3 +45,53 @@ def check_vocabulary(tokenizer, model: torch.nn.Module, pretrained, tokenizer_na
             f"pretrained={str(pretrained)!r}: {which} has token ids up to {largest}, but the "
             f"model's input embedding has {rows} rows (ids 0-{rows - 1}), so text would reach "
             "ids the model does not have; pass the tokenizer the checkpoint was trained with")
+
+
+# safetensors' names of the floating-point dtypes
+_FLOAT = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"}
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The ``.safetensors`` files of a checkpoint folder (the shards its index lists)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [folder / s for s in shards if (folder / s).is_file()]
+    return sorted(folder.glob("*.safetensors"))
+
+
+def non_float_weights(files: list[Path], parameters: set[str]) -> list[tuple[Path, str, str]]:
+    """``(file, key, dtype)`` of each stored tensor that is a parameter of the model (by name,
+    allowing a prefix either side) but not floating point; read from the files' headers."""
+    from safetensors import safe_open
+
+    def is_parameter(key: str) -> bool:
+        return key in parameters or any(p.endswith("." + key) or key.endswith("." + p)
+                                        for p in parameters)
+
+    found = []
+    for path in files:
+        with safe_open(str(path), "pt") as f:
+            for key in f.keys():  # noqa: SIM118  safe_open is no dict
+                dtype = f.get_slice(key).get_dtype()
+                if dtype not in _FLOAT and is_parameter(key):
+                    found.append((path, key, dtype))
+    return found
+
+
+def check_weight_dtypes(model: torch.nn.Module, pretrained) -> None:
+    """Raise UsageError if a local transformers checkpoint (a folder of ``.safetensors``)
+    stores a parameter of ``model`` as integers or booleans, unless its config declares a
+    quantization."""
+    folder = Path(str(pretrained)).expanduser()
+    if not folder.is_dir() or getattr(model.config, "quantization_config", None):
+        return
+    parameters = {name for name, _ in model.named_parameters()}
+    found = non_float_weights(weight_files(folder), parameters)
+    if found:
+        path, key, dtype = found[0]
+        raise UsageError(
+            f"pretrained={str(pretrained)!r}: {path.name} stores weight {key!r} as {dtype}, not "
+            "floating point, and its config declares no quantization, so the model would "
+            "compute with raw integers; pass a float32, float16 or bfloat16 checkpoint (or "
+            "its quantization_config)")

@@ -1,7 +1,7 @@
 """Bad inputs found at load, each one clear line through the real ``lc-eval`` executable
 (issue 34): a tokenizer with ids past the model's embedding (every checkpoint format), a
-native checkpoint with integer weights, a sparse-attention model lc_hf cannot run exactly, a
-report over NaN scores. Each case asserts a non-zero exit, no traceback, and a last line that
+checkpoint with integer weights (native, or a transformers folder), a sparse-attention model
+lc_hf cannot run exactly, a report over NaN scores. Each case asserts a non-zero exit, no traceback, and a last line that
 names the value and the fix (the pattern of ``test_cli_errors.py``)."""
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def wide_tokenizer(folder, offset=60000):
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory, tiny_model, tokenizer_dir):
     """id -> (lc-eval arguments, what the last line must contain)."""
+    import shutil
+
     from report_helpers import write_run
+    from safetensors.torch import load_file, save_file
 
     from lc_models.tiny import build_tokenizer
     from lc_models.tiny_native import MAMBA_SSM_CONFIGS, rwkv6_state, save_mamba_ssm
@@ -56,6 +59,12 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
     state = rwkv6_state()
     state["head.weight"] = (state["head.weight"] * 100).to(torch.int16)
     torch.save(state, rwkv_int)
+    hf_int = root / "hf-int"
+    shutil.copytree(tiny_model("llama"), hf_int)
+    weights = load_file(hf_int / "model.safetensors")
+    key = "model.layers.0.mlp.down_proj.weight"
+    weights[key] = (weights[key] * 100).to(torch.int8)
+    save_file(weights, hf_int / "model.safetensors", metadata={"format": "pt"})
     sparse = root / "sparse"
     tok = build_tokenizer("char")
     tiny_sparse_model(len(tok), index_topk=8).save_pretrained(sparse)
@@ -77,6 +86,10 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
         "native .pth with integer weights": (
             [*RUN, *lc_hf(f"pretrained={rwkv_int}")],
             "weight 'head.weight' holds int16 values, not floating point"),
+        "HF folder with integer weights": (
+            [*RUN, *lc_hf(f"pretrained={hf_int}")],
+            ("model.safetensors stores weight 'model.layers.0.mlp.down_proj.weight' as I8, "
+             "not floating point")),
         "sparse attention lc_hf cannot run exactly": (
             [*RUN, *lc_hf(f"pretrained={sparse},chunk_size=16")],
             ("refuses model type 'deepseek_v32': chunked prefill with its state differs "
@@ -119,7 +132,8 @@ def outcomes(cases):
 
 CASES = ["HF folder with a bigger tokenizer", "native mamba_ssm with a bigger tokenizer",
          "native RWKV .pth with the World tokenizer past its rows",
-         "native .pth with integer weights", "sparse attention lc_hf cannot run exactly",
+         "native .pth with integer weights", "HF folder with integer weights",
+         "sparse attention lc_hf cannot run exactly",
          "report over NaN scores", "GGUF with a tokenizer past its rows"]
 
 
@@ -135,7 +149,7 @@ def test_a_bad_input_at_load_is_one_line(case, cases, outcomes):
     assert expected in lines[-1], f"{case}: last line {lines[-1]!r} lacks {expected!r}"
 
 
-@pytest.mark.parametrize("name", ["lc_models.vocab", "lc_models.models.checkpoint",
+@pytest.mark.parametrize("name", ["lc_models.load_checks", "lc_models.models.checkpoint",
                                   "lc_tasks.report.load"])
 def test_docstring_examples_hold(name):
     import doctest
