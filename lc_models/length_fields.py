@@ -92,6 +92,25 @@ SPANS: tuple[tuple[str, str], ...] = (
     ("lsh_num_chunks_before", "lsh_attn_chunk_length"),
 )
 
+# config fields listing each layer's kind
+LAYER_KIND_FIELDS = ("layer_types", "layers_block_type", "block_types", "indexer_types",
+                     "mlp_layer_types", "mtp_layers_block_type")
+_WINDOWS = ("sliding_window", "sliding_window_size", "attention_window_size", "window_size",
+            "local_attention", "local_attention_window_len")
+# layer kind -> the fields bounding what a layer of that kind attends to; () for a kind that
+# attends to the whole past, carries a recurrent state, or is no attention at all (an MLP)
+LAYER_KINDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("full_attention", "full", "attention", "hybrid"), ()),
+    **dict.fromkeys(("sliding_attention", "hybrid_sliding"), _WINDOWS),
+    "chunked_attention": ("attention_chunk_size",),
+    "indexed_attention": ("index_topk", "index_block_size", "index_topk_blocks",
+                          "index_pool_size", "indexer_budget"),
+    "compressed_sparse_attention": ("compress_rates", "index_topk"),
+    "heavily_compressed_attention": ("compress_rates",),
+    **dict.fromkeys(("linear_attention", "recurrent", "conv", "mamba"), ()),
+    **dict.fromkeys(("dense", "sparse", "moe", "hash_moe", "mlp", "shared"), ()),
+}
+
 _HEADS = "a number of heads"
 _DIM = "a width, not a length"
 _LAYERS = "which layers are of which kind (the probe runs every layer)"
@@ -187,6 +206,23 @@ def length_like(config) -> list[str]:
 def unknown_fields(config) -> list[str]:
     """Names of ``config``'s length-like fields that are in no table."""
     return [n for n in length_like(config) if n not in CROSSED and n not in IGNORED]
+
+
+def layer_kinds(config) -> list[str]:
+    """The kinds the text config gives its layers (``layer_types`` and kin), in order."""
+    config = text_config(config)
+    kinds = []
+    for name in LAYER_KIND_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, (list, tuple)):
+            kinds += [k for k in value if isinstance(k, str)]
+    return list(dict.fromkeys(kinds))
+
+
+def kinds_bounded_by(config, names) -> list[str]:
+    """The layer kinds of ``config`` that the fields ``names`` bound (for messages)."""
+    wanted = {part for name in names for part in name.split("*")}
+    return [k for k in layer_kinds(config) if wanted & set(LAYER_KINDS.get(k, ()))]
 
 
 def lengths(config, unknown: bool = True) -> dict[str, int]:

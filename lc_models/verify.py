@@ -190,7 +190,9 @@ def check_exact(runner: Runner) -> float:
     name = getattr(runner.model.config, "model_type", type(runner.model).__name__)
     worst = 0.0
     for probe in probes(runner.model.config):
-        past = f" past {probe.names()}" if probe.crosses else ""
+        kinds = length_fields.kinds_bounded_by(runner.model.config, probe.crosses)
+        layers = f" in its {', '.join(kinds)} layers" if kinds else ""
+        past = f" past {probe.names()}{layers}" if probe.crosses else ""
         where = f"{probe.length} tokens in chunks of {probe.chunk}"
         try:
             error = chunked_error(runner, length=probe.length, chunk=probe.chunk, half=half)

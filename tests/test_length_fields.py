@@ -135,3 +135,18 @@ def test_docstring_examples_hold(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, f"{name}: {result}"
+
+
+def test_every_layer_kind_of_every_decoder_type_is_known():
+    unknown = {}
+    for model_type in sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES):
+        config = decoder_config(model_type)
+        if isinstance(config, type):
+            continue
+        kinds = [k for k in length_fields.layer_kinds(config) if k not in length_fields.LAYER_KINDS]
+        if kinds:
+            unknown[model_type] = kinds
+    assert not unknown, (f"layer kinds in no table of lc_models/length_fields.py: {unknown}; "
+                         "add each to LAYER_KINDS with the fields that bound it")
+    bounds = {f for fields in length_fields.LAYER_KINDS.values() for f in fields}
+    assert bounds <= set(length_fields.CROSSED), bounds - set(length_fields.CROSSED)
