@@ -498,10 +498,12 @@ def check_lengths(lm, tasks: list, model: str = "the model", allow_truncation: b
         if hasattr(inner, "limit_reason"):  # lc_hf: a limit the user set, or a position table
             raise UsageError(f"{task.config.task} needs {length} tokens, but "
                              f"{inner.limit_reason}; run tasks of at most {limit} tokens")
+        # lm-eval's API models keep one token of max_length back (their max_length - 1)
+        wanted = length + 1 if hasattr(inner, "base_url") else length
         raise UsageError(
             f"{task.config.task} needs {length} tokens, but {model}'s max_length is {limit}: "
             "it would cut every longer prompt, and the score would measure the cut, not the "
-            f"model. Use --model lc_hf (it never truncates), or --model_args max_length={length} "
+            f"model. Use --model lc_hf (it never truncates), or --model_args max_length={wanted} "
             "if the model takes that many positions, or --allow_truncation to measure "
             "truncation on purpose")
 
