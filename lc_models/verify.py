@@ -102,7 +102,8 @@ def probes(config) -> list[Probe]:
         return [Probe(BASE_LENGTH, BASE_CHUNK)]
     out, group = [], {}
     for name, value in sorted(found.items(), key=lambda kv: kv[1]):
-        if group and value > GROUP_RATIO * min(group.values()):
+        shortest = min((v for v in group.values() if v >= 2), default=None)
+        if shortest is not None and value > GROUP_RATIO * shortest:
             out.append(group)
             group = {}
         group[name] = value
@@ -110,7 +111,9 @@ def probes(config) -> list[Probe]:
     made = []
     for group in out:
         length = max(BASE_LENGTH, max(group.values()) + PAST)
-        chunk = min(_odd_below(min(group.values())), (length // 6) | 1)
+        # no chunk is shorter than 1: a length of 1 (one carried conv state) bounds none
+        shortest = min((v for v in group.values() if v >= 2), default=length)
+        chunk = min(_odd_below(shortest), (length // 6) | 1)
         made.append(Probe(length, chunk, group))
     return made
 

@@ -66,7 +66,10 @@ def test_no_field_is_both_crossed_and_ignored():
     ({"compress_rates": {"a": 4, "b": 128}, "index_topk": 8},
      {"compress_rates": 128, "index_topk": 8, "index_topk*compress_rates": 32}),
     ({"my_new_sparse_window": 50}, {"my_new_sparse_window": 50}),  # unknown: crossed too
-], ids=["window", "window and top-k", "far apart", "blocks", "compression", "unknown field"])
+    ({"number_of_conv_states": 1, "conv_kernel": 4}, {"number_of_conv_states": 1,
+                                                      "conv_kernel": 4}),
+], ids=["window", "window and top-k", "far apart", "blocks", "compression", "unknown field",
+        "a length of one"])
 def test_each_probe_crosses_its_lengths_in_shorter_chunks(overrides, crossed):
     from transformers import LlamaConfig
 
@@ -78,6 +81,7 @@ def test_each_probe_crosses_its_lengths_in_shorter_chunks(overrides, crossed):
             assert probe.length > value, f"{name}={value} not crossed by {probe}"
             assert probe.chunk < value or value < 2, f"{name}={value}: chunks of {probe.chunk}"
             assert probe.chunk % 2 == 1
+        assert probe.chunk > 1 or min(probe.crosses.values()) == 2, f"{probe}: chunks of 1"
         assert probe.length / probe.chunk <= 2 * GROUP_RATIO + 12, f"{probe} costs too much"
 
 
@@ -150,3 +154,32 @@ def test_every_layer_kind_of_every_decoder_type_is_known():
                          "add each to LAYER_KINDS with the fields that bound it")
     bounds = {f for fields in length_fields.LAYER_KINDS.values() for f in fields}
     assert bounds <= set(length_fields.CROSSED), bounds - set(length_fields.CROSSED)
+
+
+@pytest.mark.skipif("qwen4_exp_text" not in CONFIG_MAPPING, reason="no Qwen4-Exp here")
+def test_a_sparse_model_without_ties_runs_exactly():
+    """Qwen4-Exp's QSA indexer (a budget of 8 tokens from blocks of 4) under lc_hf in chunks of
+    16: the logits of stock hf's full forward (a copy never patched), greedy tokens the same."""
+    import copy
+
+    from lc_models.prefill import feed
+
+    config = CONFIG_MAPPING["qwen4_exp_text"](
+        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=8, indexer_n_heads=2,
+        indexer_kv_heads=1, indexer_head_dim=8, indexer_budget=8, indexer_compress_ratio=4,
+        layer_types=["linear_attention", "full_attention"], linear_num_key_heads=2,
+        linear_num_value_heads=2, linear_key_head_dim=8, linear_value_head_dim=8)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    stock = copy.deepcopy(model)
+    ids = torch.randint(3, 128, (1, 48), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = stock(ids).logits
+    runner = runner_for(model)  # the load check crosses indexer_budget*indexer_compress_ratio
+    chunks = []
+    feed(runner, [ids[0].tolist()], runner.new_state(1), 16,
+         on_chunk=lambda rows, start, logits: chunks.append(logits))
+    got = torch.cat(chunks, 1)
+    assert (got - want).abs().max() / want.abs().max() <= 1e-4
+    assert torch.equal(got.argmax(-1), want.argmax(-1))
