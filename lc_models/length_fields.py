@@ -8,11 +8,14 @@ it. This module says which config fields those are:
 * ``CROSSED``: fields whose value is a length in tokens (or a count of keys) the probe crosses;
 * ``SPANS``: products of fields that are a length too (16 top blocks of 128 keys: 2048);
 * ``IGNORED``: fields whose names look length-like but do not shape attention by length
-  (head counts, layer indices and periods, expert counts, dropouts), each with why.
+  (head counts, layer indices and periods, expert counts, dropouts), each with why;
+* ``LAYER_KINDS``: the per-layer kinds (``layer_types`` and kin) and the fields bounding each,
+  so that a refusal names the layers a length belongs to.
 
 A field whose name matches ``LENGTH_LIKE`` and is in none of these is *unknown*: the check
 crosses it too (see ``lengths``), and ``tests/test_length_fields.py`` fails until it is
-sorted into a table, for every decoder model type of the installed transformers.
+sorted into a table, as it does for an unknown layer kind, for every decoder model type of
+the installed transformers.
 
 >>> from transformers import LlamaConfig
 >>> lengths(LlamaConfig(sliding_window=None, vocab_size=64))
