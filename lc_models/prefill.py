@@ -21,7 +21,6 @@ Memory: activations are bounded by ``batch * chunk_size``; only the state
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from lc_models.state import Runner, State
+from lc_tasks.progress import leave_bar
 
 # A prefill shows its tokens/s bar once it has run this many seconds (shorter ones show none).
 PROGRESS_DELAY = 1.0
@@ -36,14 +36,6 @@ PROGRESS_DELAY = 1.0
 # on_chunk(row_ids, start, logits): rows ``row_ids`` (indices into the rows given to
 # ``feed``) each consumed tokens [start, start + T) of their row; logits (len(row_ids), T, vocab)
 OnChunk = Callable[[list[int], int, torch.Tensor], None]
-
-
-def _is_terminal(stream) -> bool:
-    """Whether ``stream`` is a terminal: there a finished bar is erased and its line reused;
-    in a log file or pipe the bar's line is closed with a newline instead (erasing writes only
-    ``\r``, which glued the next line printed onto the bar)."""
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 @dataclass
@@ -87,7 +79,7 @@ def feed(
         desc="prefill",
         disable=not progress,
         delay=PROGRESS_DELAY,
-        leave=not _is_terminal(sys.stderr),
+        leave=leave_bar(),
     )
     with bar:
         while active:

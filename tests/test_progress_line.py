@@ -1,16 +1,23 @@
-"""The prefill progress bar closes its line: in a log file or pipe, whatever is printed next
-starts on a line of its own (issue 34: the bar ended with ``\\r``, and the next log line was
-glued onto it)."""
+"""Progress bars close their line: in a log file or pipe, whatever is printed next starts on
+a line of its own (issue 34: the prefill bar ended with ``\\r``, and the next log line was
+glued onto it). In a terminal a finished bar is still erased."""
 
 from __future__ import annotations
 
+import io
+import re
 import sys
 import time
+from pathlib import Path
 
+import pytest
 import torch
 
 from lc_models import prefill
 from lc_models.prefill import feed
+from lc_tasks.progress import leave_bar
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class SlowRunner:
@@ -47,3 +54,21 @@ def test_a_short_prefill_prints_nothing(capfd):
     runner = SlowRunner(pause=0.0)
     feed(runner, [list(range(12))], runner.new_state(1), chunk_size=2)
     assert capfd.readouterr().err == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stream, leave", [(io.StringIO(), True), (Terminal(), False)],
+                         ids=["log file", "terminal"])
+def test_a_bar_is_kept_and_closed_except_in_a_terminal(stream, leave):
+    assert leave_bar(stream) is leave
+
+
+def test_no_bar_of_the_package_erases_itself_everywhere():
+    """Every tqdm bar of lc_models and lc_tasks takes its ``leave`` from ``leave_bar``."""
+    for path in sorted([*ROOT.glob("lc_models/**/*.py"), *ROOT.glob("lc_tasks/**/*.py")]):
+        text = path.read_text() if path.name != "progress.py" else ""
+        assert not re.search(r"leave\s*=\s*False", text), f"{path}: a bar with leave=False"

@@ -117,8 +117,10 @@ def generate(spec: TaskSpec, tokenizer: Any, seed: int = 42, progress: bool = Fa
     if progress:
         from tqdm.auto import tqdm
 
+        from lc_tasks.progress import leave_bar
+
         bar = tqdm(total=spec.num_samples, desc=f"building lc_{spec.family} docs of "
-                   f"{spec.length} tokens", unit="doc", delay=1.0, leave=False)
+                   f"{spec.length} tokens", unit="doc", delay=1.0, leave=leave_bar())
     carried = None  # the hints after the last doc taken from the cache
     tokens = 0
     for i in range(spec.num_samples):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from lc_tasks.progress import leave_bar
 from lc_tasks.report.load import read_samples
 from lc_tasks.report.merge import ModelRuns
 from lc_tasks.report.names import (
@@ -150,7 +151,7 @@ def depth_scores(
         and parsed[0] != SUITE
         and (families is None or parsed[0] in families)
     )
-    for task in tqdm(tasks, desc=f"samples of {model}", unit="task", leave=False):
+    for task in tqdm(tasks, desc=f"samples of {model}", unit="task", leave=leave_bar()):
         run = runs.task_run[task]
         family, length = parse_task(task)
         picked = pick_metric(run.results[task])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lc_tasks.progress import leave_bar
 from lc_tasks.report import beyond, leaderboard, state_study
 from lc_tasks.report.build import Report
 from lc_tasks.report.figures import plot_curves, plot_heatmap
@@ -84,7 +85,8 @@ def draw_figures(report: Report, out: Path) -> dict[str, str]:
     used: set[str] = set()
     drawn.update(state_study.draw(report.study, training, out, lambda name: _unique(name, used)))
     drawn.update(beyond.draw(report.beyond, out, lambda name: _unique(name, used)))
-    with tqdm(total=len(curves) + len(heatmaps), desc="figures", unit="png", leave=False) as bar:
+    with tqdm(total=len(curves) + len(heatmaps), desc="figures", unit="png",
+              leave=leave_bar()) as bar:
         for family, by_model in curves.items():
             name = _unique(f"curves_{_slug(family)}.png", used)
             title = f"{family_title(family)}: score against length"
