@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -145,7 +146,7 @@ def test_lc_eval_native_0_still_turns_every_native_kernel_off():
     code = ("from lc_models.ops import dispatch; print(' '.join(dispatch.choose(op, 'cpu') "
             f"for op in {OPS!r}))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, env={**__import__("os").environ, "LC_EVAL_NATIVE": "0"})
+                          check=True, env={**os.environ, "LC_EVAL_NATIVE": "0"})
     assert proc.stdout.split() == ["torch"] * len(OPS)
 
 
