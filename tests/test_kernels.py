@@ -309,8 +309,9 @@ def _rolling(path, kernels, chunk_size):
                                     disable_tqdm=True)[0]
 
 
+@pytest.mark.parametrize("chunk", [1, 7], ids=lambda c: f"chunk{c}")
 @pytest.mark.parametrize("arch", ["rwkv7", "recurrent_gemma", "mamba"])
-def test_chunked_lc_hf_on_the_torch_kernels_equals_one_native_pass(arch, checkpoints,
+def test_chunked_lc_hf_on_the_torch_kernels_equals_one_native_pass(arch, chunk, checkpoints,
                                                                   monkeypatch):
     full = _rolling(checkpoints[arch], "auto", 4096)  # one forward, native kernels here
 
@@ -320,5 +321,5 @@ def test_chunked_lc_hf_on_the_torch_kernels_equals_one_native_pass(arch, checkpo
     for name in ("scan", "ssd_scan", "wkv6_scan", "wkv7_scan", "linear_scan",
                  "causal_conv1d", "gated_rms_norm"):
         monkeypatch.setattr(native, name, refuse)
-    chunked = _rolling(checkpoints[arch], "torch", 7)
+    chunked = _rolling(checkpoints[arch], "torch", chunk)
     assert abs(chunked - full) < 1e-4 * max(1.0, abs(full)), f"{arch}: {chunked} != {full}"
