@@ -47,41 +47,53 @@ def check_vocabulary(tokenizer, model: torch.nn.Module, pretrained, tokenizer_na
             "ids the model does not have; pass the tokenizer the checkpoint was trained with")
 
 
-# safetensors' names of the floating-point dtypes
-_FLOAT = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"}
+# safetensors' names of the floating-point dtypes ("F": a torch file's floating tensor)
+_FLOAT = {"F", "F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4"}
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """The ``.safetensors`` files of a checkpoint folder (the shards its index lists)."""
-    index = folder / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [folder / s for s in shards if (folder / s).is_file()]
-    return sorted(folder.glob("*.safetensors"))
+    """The weight files of a checkpoint folder, as transformers picks them: ``.safetensors``
+    (the shards its index lists), else torch ``.bin``."""
+    for stem, suffix in (("model", ".safetensors"), ("pytorch_model", ".bin")):
+        index = folder / f"{stem}{suffix}.index.json"
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            return [folder / s for s in shards if (folder / s).is_file()]
+        if (folder / f"{stem}{suffix}").is_file():
+            return [folder / f"{stem}{suffix}"]
+    return []
+
+
+def _dtypes(path: Path) -> dict[str, str]:
+    """key -> dtype of every tensor in a weights file, without reading the tensors (the
+    safetensors header; a torch zip file mapped, not read); {} for a file that cannot be."""
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return {key: f.get_slice(key).get_dtype() for key in f.keys()}  # noqa: SIM118
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  an old-format or odd file: transformers' own errors stand
+        return {}
+    return {key: ("F" if value.is_floating_point() else str(value.dtype)[6:])
+            for key, value in state.items() if isinstance(value, torch.Tensor)}
 
 
 def non_float_weights(files: list[Path], parameters: set[str]) -> list[tuple[Path, str, str]]:
     """``(file, key, dtype)`` of each stored tensor that is a parameter of the model (by name,
     allowing a prefix either side) but not floating point; read from the files' headers."""
-    from safetensors import safe_open
-
     def is_parameter(key: str) -> bool:
         return key in parameters or any(p.endswith("." + key) or key.endswith("." + p)
                                         for p in parameters)
 
-    found = []
-    for path in files:
-        with safe_open(str(path), "pt") as f:
-            for key in f.keys():  # noqa: SIM118  safe_open is no dict
-                dtype = f.get_slice(key).get_dtype()
-                if dtype not in _FLOAT and is_parameter(key):
-                    found.append((path, key, dtype))
-    return found
+    return [(path, key, dtype) for path in files for key, dtype in _dtypes(path).items()
+            if dtype not in _FLOAT and is_parameter(key)]
 
 
 def check_weight_dtypes(model: torch.nn.Module, pretrained) -> None:
-    """Raise UsageError if a local transformers checkpoint (a folder of ``.safetensors``)
-    stores a parameter of ``model`` as integers or booleans, unless its config declares a
+    """Raise UsageError if a local transformers checkpoint (a folder of ``.safetensors`` or
+    ``.bin`` files) stores a parameter of ``model`` as integers or booleans, unless its config declares a
     quantization."""
     folder = Path(str(pretrained)).expanduser()
     if not folder.is_dir() or getattr(model.config, "quantization_config", None):

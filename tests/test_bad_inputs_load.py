@@ -65,6 +65,11 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
     key = "model.layers.0.mlp.down_proj.weight"
     weights[key] = (weights[key] * 100).to(torch.int8)
     save_file(weights, hf_int / "model.safetensors", metadata={"format": "pt"})
+    hf_bin = root / "hf-bin"
+    shutil.copytree(tiny_model("llama"), hf_bin, ignore=shutil.ignore_patterns("*.safetensors"))
+    weights = load_file(tiny_model("llama") / "model.safetensors")
+    weights["model.norm.weight"] = weights["model.norm.weight"].to(torch.int32)
+    torch.save(weights, hf_bin / "pytorch_model.bin")
     sparse = root / "sparse"
     tok = build_tokenizer("char")
     tiny_sparse_model(len(tok), index_topk=8).save_pretrained(sparse)
@@ -90,6 +95,9 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
             [*RUN, *lc_hf(f"pretrained={hf_int}")],
             ("model.safetensors stores weight 'model.layers.0.mlp.down_proj.weight' as I8, "
              "not floating point")),
+        "HF folder with integer weights in a .bin": (
+            [*RUN, *lc_hf(f"pretrained={hf_bin}")],
+            "pytorch_model.bin stores weight 'model.norm.weight' as int32, not floating point"),
         "sparse attention lc_hf cannot run exactly": (
             [*RUN, *lc_hf(f"pretrained={sparse},chunk_size=16")],
             ("refuses model type 'deepseek_v32': chunked prefill with its state differs "
@@ -133,6 +141,7 @@ def outcomes(cases):
 CASES = ["HF folder with a bigger tokenizer", "native mamba_ssm with a bigger tokenizer",
          "native RWKV .pth with the World tokenizer past its rows",
          "native .pth with integer weights", "HF folder with integer weights",
+         "HF folder with integer weights in a .bin",
          "sparse attention lc_hf cannot run exactly",
          "report over NaN scores", "GGUF with a tokenizer past its rows"]
 
