@@ -84,9 +84,28 @@ def build_cli():
                      help="lc-eval: run even if the model would truncate a task's prompts")
     run.add_argument("--traceback", action="store_true",
                      help="lc-eval: show the traceback of an error (also LC_EVAL_TRACEBACK=1)")
+    for action in run._actions:
+        if "--seed" in action.option_strings:
+            action.type = _seed_type(action.type)
     for parser in cli._subparsers.choices.values():
         parser.prog = parser.prog.replace("lm-eval", "lc-eval", 1)
     return cli
+
+
+def _seed_type(parse):
+    """lm-eval's ``--seed`` parser, whose error would name ``functools.partial(...)``."""
+    import argparse
+
+    def seed(text: str):
+        try:
+            return parse(text)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a seed; give one integer, or four comma-separated ones "
+                "(python,numpy,torch,fewshot; None leaves one unset), e.g. --seed 1234"
+            ) from None
+
+    return seed
 
 
 def _light_task_index(entries: list[str], include_paths: list[str]) -> None:

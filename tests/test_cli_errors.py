@@ -63,6 +63,8 @@ CORPUS = {
     "misspelt option num_sample": ([*RUN, *lc_hf(), *PASSKEY, *meta({"num_sample": 5})],
                                    "'num_sample' (did you mean 'num_samples'?)"),
     "negative seed": ([*RUN, *lc_hf(), *PASSKEY, *meta({"seed": -1})], "seed=-1"),
+    "--seed not a number": ([*RUN, *lc_hf(), *PASSKEY, "--seed", "abc"],
+                            "--seed: 'abc' is not a seed; give one integer"),
     "reserve not a number": ([*RUN, *lc_hf(), *PASSKEY, *meta({"reserve": "x"})],
                              "reserve='x'"),
     "reserve leaves no room": ([*RUN, *lc_hf(), *PASSKEY, *meta({"reserve": 5000})],

@@ -409,17 +409,6 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return _kernel_input(t).reshape(-1, t.shape[-1])
 
 
-CPU_BACKENDS = ("auto", "native", "torch")
-
-
-def use_kernel(backend: str, fits: bool, op: str, needs: str = "CPU tensors") -> bool:
-    """Whether an op runs its native kernel, by ``lc_models.ops.dispatch``'s one rule.
-    ``fits``: the inputs suit the kernel (a CPU device included)."""
-    from lc_models.ops import dispatch
-
-    return dispatch.choose(op, "cpu", backend=backend, native_fits=fits, needs=needs) == "native"
-
-
 def _check_state(h: torch.Tensor) -> None:
     """A state the kernels update in place: contiguous float32 on the CPU."""
     if not (h.is_contiguous() and h.dtype == torch.float32 and h.device.type == "cpu"):
