@@ -281,3 +281,15 @@ def test_a_growing_state_matches_the_reference_too(backend, chunk, grow):
     y, h = selective_scan(**args, return_final_state=True, backend=backend, chunk_size=chunk)
     assert_near(y, y_ref, "y", tol=1e-4)
     assert_near(h, h_ref, "final state", tol=1e-4)
+
+
+def test_an_initial_state_of_the_wrong_shape_is_refused():
+    import torch
+
+    from lc_models.ops.selective_scan import selective_scan
+
+    u = torch.randn(1, 4, 5)
+    A = -torch.rand(4, 3)
+    B = C = torch.randn(1, 3, 5)
+    with pytest.raises(ValueError, match=r"initial_state must have shape \(1, 4, 3\), got \(1, 3, 4\)"):
+        selective_scan(u, torch.rand(1, 4, 5), A, B, C, initial_state=torch.zeros(1, 3, 4))

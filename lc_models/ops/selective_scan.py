@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import dispatch, native
+from lc_models.ops.scan_state import start_state
 
 BACKENDS = (*dispatch.KERNELS, "mamba_ssm")
 # Tokens per chunk of the torch backend: the (chunk, chunk, d_state) decay factor per channel
@@ -279,9 +280,8 @@ def _finish(y, u, D, z):
 
 
 def _initial_state(initial_state, batch, A):
-    if initial_state is None:
-        return torch.zeros(batch, *A.shape, dtype=torch.float32, device=A.device)
-    return initial_state.float().clone().contiguous()
+    """(batch, d_inner, d_state) fp32: zeros, or a checked contiguous copy (one start_state)."""
+    return start_state(initial_state, (batch, *A.shape), A.device).contiguous()
 
 
 def _decaying(A, delta, delta_bias, delta_softplus) -> bool:
