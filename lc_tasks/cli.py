@@ -239,7 +239,7 @@ def _prepare_run(args, kept: list) -> None:
     chat = bool(getattr(args, "apply_chat_template", False))
     if isinstance(args.model_args, dict):
         args.model_args = check_model(args.model, args.model_args, chat,
-                                      [n for _, n in family_lengths(ours)])
+                                      family_lengths(ours))
     if ours:
         _build_only_what_runs(args)
     _light_task_index(requested(args.tasks), args.include_path)

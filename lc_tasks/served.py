@@ -44,6 +44,7 @@ SERVED = {"local-completions": "completions", "local-chat-completions": "chat",
 # in-process engines -> (package, the model arg that sets their context)
 IN_PROCESS = {"vllm": ("vllm", "max_model_len"), "sglang": ("sglang", "context_length")}
 API_PACKAGES = ("aiohttp", "tenacity", "requests")
+LOGLIKELIHOOD = ("ppl",)  # our families scored by log-likelihood, not by generation
 RESTART = ("start the server with a longer context (vLLM --max-model-len, sglang "
            "--context-length, llama.cpp -c/--n_ctx, TGI --max-total-tokens)")
 COMPLETIONS_ROUTE = ("use --model local-completions with base_url=<server>/v1/completions,"
@@ -51,9 +52,12 @@ COMPLETIONS_ROUTE = ("use --model local-completions with base_url=<server>/v1/co
                      "sends the text, the answer prefix inside the assistant turn")
 
 
-def check_model(model: Any, model_args: dict, chat: bool, lengths: list[int]) -> dict:
-    """The cheap checks of a served or in-process engine (module docstring); returns the model
-    args, with a GGUF or zoo ``tokenizer`` replaced by a folder lm-eval can load."""
+def check_model(model: Any, model_args: dict, chat: bool,
+                families: list[tuple[str, int]]) -> dict:
+    """The cheap checks of a served or in-process engine (module docstring) for our tasks'
+    ``(family, length)`` pairs; returns the model args, with a GGUF or zoo ``tokenizer``
+    replaced by a folder lm-eval can load."""
+    lengths = [n for _, n in families]
     if model in IN_PROCESS:
         _check_in_process(model, model_args, lengths)
         return model_args
@@ -67,13 +71,24 @@ def check_model(model: Any, model_args: dict, chat: bool, lengths: list[int]) ->
         raise UsageError(f"--model {model} sends chat messages, so it needs "
                          "--apply_chat_template (lc-eval sizes the prompts for it); for plain "
                          "prompts use --model local-completions")
+    scored = [f for f, _ in families if f in LOGLIKELIHOOD]
+    if scored:
+        raise UsageError(f"lc_{scored[0]} scores log-likelihoods, which a server returns only "
+                         "for token ids it echoes back with their logprobs (not every engine "
+                         f"does, and text prompts shift them by the BOS it adds); run lc_"
+                         f"{scored[0]} with --model lc_hf, or --model vllm in process")
     if not str(model).startswith("local-"):
         return model_args
     base_url = model_args.get("base_url")
+    route = "chat/completions" if SERVED[model] == "chat" else "completions"
     if not base_url:
-        route = "chat/completions" if SERVED[model] == "chat" else "completions"
         raise UsageError(f"--model {model} needs the server's URL: pass --model_args "
                          f"base_url=http://<host>:<port>/v1/{route}")
+    other = "completions" if route == "chat/completions" else "chat/completions"
+    tail = str(base_url).rstrip("/")
+    if tail.endswith("/v1/" + other):
+        raise UsageError(f"base_url={base_url} is the {other} endpoint, but --model {model} "
+                         f"posts to /v1/{route}; pass base_url=<server>/v1/{route}")
     http.discover(str(base_url), _auth(model_args))  # answers at all, or one line
     return _loadable_tokenizer(model, model_args)
 
@@ -147,7 +162,9 @@ def render_chat(tokenizer: Any, chat_history: list[dict], add_generation_prompt:
 
 def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
             model: str) -> None:
-    """Ready an API model for our tasks, or refuse in one line (module docstring)."""
+    """Ready lm-eval's API model ``lm`` (``--model`` name ``model``) for our tasks'
+    ``(name, length)`` pairs, or refuse in one line (module docstring). ``chat``:
+    ``--apply_chat_template`` was given; ``model_args`` name the tokenizer."""
     inner = getattr(lm, "lm", lm)  # CachingLM (--use_cache) wraps the model
     if SERVED.get(model) is None or not str(model).startswith("local-") or not hasattr(
             inner, "base_url"):
@@ -155,9 +172,9 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
     route = SERVED[model]
     server = http.discover(inner.base_url, _auth(model_args))
     _fit_context(inner, server, lengths, model_args)
-    _probe(inner, server, route)
+    tokenizer = _tokenizer(model_args)
+    _probe(inner, server, route, tokenizer)
     if chat:
-        tokenizer = _tokenizer(inner, model_args)
         if route == "completions":
             inner.apply_chat_template = lambda history, add_generation_prompt=True: render_chat(
                 tokenizer, history, add_generation_prompt)
@@ -166,7 +183,7 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
     _one_line_failures(inner, server, lengths)
 
 
-def _tokenizer(inner, model_args: dict):
+def _tokenizer(model_args: dict):
     """The tokenizer that sized the prompts (``tokenizer``, else ``pretrained``/``model``)."""
     from lc_tasks.tokenizer import resolve_tokenizer
 
@@ -183,7 +200,7 @@ def _fit_context(inner, server: http.Server, lengths: list[tuple[str, int]],
                              f"serves a context of {server.context} ({server.context_from}); "
                              f"{RESTART}, or run tasks of at most {server.context} tokens")
     if "max_length" not in model_args:  # lm-eval's 2048 would refuse what the server takes
-        inner.max_length = server.context - 1  # lm-eval keeps one token back, as it does
+        inner.max_length = server.context  # a task sized to it fits: prompt + max_gen_toks
         logging.getLogger("lm_eval.lc_tasks").info(
             "lc-eval: max_length %d, the server's context (%s)", server.context,
             server.context_from)
@@ -197,11 +214,13 @@ def _post(inner, messages, **extra) -> http.Reply:
                                     generate=True,
                                     gen_kwargs={"max_gen_toks": 1, "until": ["\n"]},
                                     seed=inner._seed, eos=None)
-    return http.post(inner.base_url, {**payload, **extra}, dict(inner.header))
+    return http.post(inner.base_url, {**payload, **extra}, dict(inner.header),
+                     timeout=max(http.TIMEOUT, getattr(inner, "timeout", 0)))
 
 
-def _probe(inner, server: http.Server, route: str) -> None:
-    """One one-token request in the run's own format, its failure named in one line."""
+def _probe(inner, server: http.Server, route: str, tokenizer) -> None:
+    """One one-token request in the run's own format, its failure named in one line; on the
+    completions route with text prompts, the server must read as many tokens as lc_hf."""
     if route == "chat":
         reply = _post(inner, [{"role": "user", "content": "Hi"}])
     else:
@@ -212,9 +231,11 @@ def _probe(inner, server: http.Server, route: str) -> None:
                              f"{reply.status}: {reply.message(120)}); pass --model_args "
                              "tokenized_requests=False, and lc-eval sends the prompt text")
     if reply.ok:
+        if route == "completions" and not tokens:
+            _same_tokens_as_lc_hf(inner, server, tokenizer, reply)
         return
     said = reply.message(160)
-    if reply.status == 404 and "model" in said.lower() or "does not exist" in said:
+    if (reply.status == 404 and "model" in said.lower()) or "does not exist" in said:
         served = ", ".join(server.models) or "none listed"
         raise UsageError(f"the server at {server.url} does not serve model={inner.model!r} "
                          f"(HTTP {reply.status}: {said}); pass --model_args model=<one of: "
@@ -225,6 +246,36 @@ def _probe(inner, server: http.Server, route: str) -> None:
                          "or <server>/v1/chat/completions (local-chat-completions)")
     raise UsageError(f"the server at {server.url} refused a one-token request (HTTP "
                      f"{reply.status}: {said}); check --model_args against the server")
+
+
+def _prompt_tokens(reply: http.Reply) -> int | None:
+    usage = reply.body.get("usage") if reply.ok and isinstance(reply.body, dict) else None
+    sent = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return sent if isinstance(sent, int) else None
+
+
+def _same_tokens_as_lc_hf(inner, server: http.Server, tokenizer, reply: http.Reply) -> None:
+    """A text prompt is read as lc_hf reads it: a server that adds a BOS token lc_hf does not
+    read is asked not to (``add_special_tokens: false``, vLLM's and sglang's field), or
+    refused."""
+    bos = bool(getattr(inner, "add_bos_token", False))  # lm-eval's rule for lc_hf and hf
+    want = len(tokenizer("Hi", add_special_tokens=bos)["input_ids"])
+    sent = _prompt_tokens(reply)
+    if sent is None or sent == want:
+        if sent is None:
+            logging.getLogger("lm_eval.lc_tasks").warning(
+                "lc-eval: the server at %s reports no prompt token count, so lc-eval cannot "
+                "check that it reads prompts as lc_hf does (a BOS token of its own)", server.url)
+        return
+    if _prompt_tokens(_post(inner, ["Hi"], add_special_tokens=bos)) == want:
+        create = inner._create_payload
+        inner._create_payload = lambda *a, **k: {**create(*a, **k), "add_special_tokens": bos}
+        return
+    raise UsageError(f"the server at {server.url} reads a text prompt as {sent} tokens where "
+                     f"lc_hf reads {want} (it adds a BOS token of its own): the scores would "
+                     "not be lc_hf's; pass --model_args tokenized_requests=True if the server "
+                     "takes token ids (they are sent as they are), or add_bos_token=True if "
+                     "the model should read a BOS")
 
 
 def _continue_final_message(inner, server: http.Server, tokenizer) -> None:
@@ -242,21 +293,27 @@ def _continue_final_message(inner, server: http.Server, tokenizer) -> None:
     messages = [{"role": "user", "content": "What is the pass key?"},
                 {"role": "assistant", "content": "The pass key is"}]
     reply = _post(inner, messages)
-    usage = reply.body.get("usage") if reply.ok and isinstance(reply.body, dict) else None
-    sent = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    sent = _prompt_tokens(reply)
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
     continued = count(render_chat(tokenizer, messages, add_generation_prompt=False))
-    if isinstance(sent, int) and sent in (continued, continued + 1):  # + a BOS it adds
+    closed = count(render_chat(tokenizer, messages, add_generation_prompt=True))
+    if sent == continued and continued != closed:
         return
-    why = (f"its prompt had {sent} tokens, {continued} if the answer prefix were continued"
-           if isinstance(sent, int) else f"it reported no prompt token count (HTTP "
-           f"{reply.status}), so lc-eval cannot see that it continues the answer prefix")
-    raise UsageError(f"the server at {server.url} ({server.engine}) closes the final assistant "
-                     f"message instead of continuing it ({why}): the model would start a new "
-                     f"turn and the score would measure the prompt format; {COMPLETIONS_ROUTE}")
+    if sent is None:
+        why = (f"it reported no prompt token count (HTTP {reply.status}), so lc-eval cannot see "
+               "whether it continues the answer prefix")
+    elif continued == closed:
+        why = ("its chat template renders the continued and the closed turn with as many "
+               "tokens, so lc-eval cannot tell which it did")
+    else:
+        why = (f"its prompt had {sent} tokens: {continued} if the answer prefix were continued, "
+               f"{closed} if its turn were closed")
+    raise UsageError(f"the server at {server.url} ({server.engine}) cannot be seen to continue "
+                     f"the final assistant message ({why}): the model would start a new turn "
+                     f"and the score would measure the prompt format; {COMPLETIONS_ROUTE}")
 
 
 class _Failures(logging.Handler):

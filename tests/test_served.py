@@ -45,9 +45,13 @@ def chat_tokenizer(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(chat_tokenizer):
-    """A vLLM-like server (context 4096) and a llama-cpp-python-like one (context 1500)."""
-    made = {"vllm": FakeServer(chat_tokenizer[1], "vllm", 4096),
-            "llamacpp": FakeServer(chat_tokenizer[1], "llama-cpp-python", 1500)}
+    """vLLM-like and llama-cpp-python-like servers: contexts of 4096 and 1500 tokens, and
+    ones that read a BOS token of their own before text prompts."""
+    tok = chat_tokenizer[1]
+    made = {"vllm": FakeServer(tok, "vllm", 4096),
+            "llamacpp": FakeServer(tok, "llama-cpp-python", 1500),
+            "vllm-1k-bos": FakeServer(tok, "vllm", 1024, adds_bos=True),
+            "llamacpp-bos": FakeServer(tok, "llama-cpp-python", 4096, adds_bos=True)}
     yield made
     for fake in made.values():
         fake.close()
@@ -127,6 +131,19 @@ def test_chat_route_continues_the_final_message_where_the_server_can(servers, ch
     assert score(tmp_path) == 1.0
 
 
+def test_a_server_adding_a_bos_is_told_not_to_and_a_task_as_long_as_its_context_runs(
+        servers, chat_tokenizer, lc_hf_prompts, tmp_path):
+    """vLLM-like, a context of exactly the task's 1024 tokens (lm-eval's client max_length
+    becomes the server's), and a BOS of its own that ``add_special_tokens: false`` turns off."""
+    fake = servers["vllm-1k-bos"]
+    fake.bodies.clear()
+    lc_eval(tmp_path, chat_tokenizer, *served(fake, tokenized_requests=False), *TASK)
+    runs = [b for b in fake.bodies if b["max_tokens"] > 1]
+    assert runs and all(b.get("add_special_tokens") is False for b in runs)
+    assert sorted(fake.prompts()) == sorted(lc_hf_prompts["plain"])
+    assert score(tmp_path) == 1.0
+
+
 def test_concurrent_requests_score_the_same(servers, chat_tokenizer, tmp_path):
     fake = servers["vllm"]
     lc_eval(tmp_path, chat_tokenizer, *served(fake, tokenized_requests=False, num_concurrent=4),
@@ -139,7 +156,18 @@ def test_concurrent_requests_score_the_same(servers, chat_tokenizer, tmp_path):
 FAILURES = {
     "chat route on a server that closes the message": (
         "llamacpp", lambda s: [*served(s, "chat/completions"), *TASK, *CHAT],
-        ["closes the final assistant message", "--model local-completions"]),
+        ["cannot be seen to continue the final assistant message", "its turn were closed",
+         "--model local-completions"]),
+    "a BOS the server adds and cannot be told not to": (
+        "llamacpp-bos", lambda s: [*served(s, tokenized_requests=False), *TASK],
+        ["adds a BOS token of its own", "tokenized_requests=True"]),
+    "lc_ppl through a server": (
+        "vllm", lambda s: [*served(s, tokenized_requests=False), "--tasks", "lc_ppl_1k",
+                           "--limit", "1"], ["lc_ppl scores log-likelihoods", "--model lc_hf"]),
+    "the chat endpoint for local-completions": (
+        "vllm", lambda s: [*served(s, "chat/completions")[:1], "local-completions",
+                           *served(s, "chat/completions")[2:], *TASK],
+        ["is the chat/completions endpoint", "base_url=<server>/v1/completions"]),
     "token-id prompts refused": (
         "llamacpp", lambda s: [*served(s), *TASK], ["refuses token-id prompts",
                                                     "tokenized_requests=False"]),
@@ -214,7 +242,7 @@ def test_missing_api_extra_names_the_install(monkeypatch):
                         lambda name, *a: None if name == "aiohttp" else real(name, *a))
     with pytest.raises(UsageError, match=r"pip install 'lm-eval\[api\]'"):
         served.check_model("local-completions", {"base_url": "http://x/v1/completions"},
-                           False, [1024])
+                           False, [("passkey", 1024)])
 
 
 def test_in_process_engine_context_shorter_than_a_task_is_refused(monkeypatch):
@@ -225,10 +253,11 @@ def test_in_process_engine_context_shorter_than_a_task_is_refused(monkeypatch):
                         lambda name, *a: object() if name in ("vllm", "sglang") else real(name, *a))
     with pytest.raises(UsageError, match=r"max_model_len=4096 is shorter than the longest task "
                                          r"\(8192 tokens\)"):
-        served.check_model("vllm", {"max_model_len": "4096"}, False, [1024, 8192])
+        served.check_model("vllm", {"max_model_len": "4096"}, False,
+                           [("passkey", 1024), ("vt", 8192)])
     with pytest.raises(UsageError, match="context_length=2000"):
-        served.check_model("sglang", {"context_length": 2000}, False, [2048])
-    served.check_model("vllm", {"max_model_len": 8192}, False, [8192])  # fits
+        served.check_model("sglang", {"context_length": 2000}, False, [("passkey", 2048)])
+    served.check_model("vllm", {"max_model_len": 8192}, False, [("passkey", 8192)])  # fits
 
 
 @pytest.mark.parametrize(("text", "context"), [
