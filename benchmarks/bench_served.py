@@ -3,6 +3,8 @@
     python benchmarks/bench_served.py                       # SmolLM2, passkey + niah_single,
                                                             # 1k 2k 4k, 6 docs each
     python benchmarks/bench_served.py --lengths 1k --limit 3 --out /tmp/served
+    python benchmarks/gguf_f32.py <the .gguf> /tmp/f32.gguf     # llama.cpp in float32:
+    python benchmarks/bench_served.py --model /tmp/f32.gguf --server-args '--type_k 0 --type_v 0'
 
 It starts llama.cpp's OpenAI-compatible server (``llama-cpp-python[server]``,
 ``llama_server.py``) on 127.0.0.1 and, for each length:
@@ -118,6 +120,8 @@ def main() -> None:
     parser.add_argument("--time-docs", type=int, default=4, help="prompts timed per length")
     parser.add_argument("--concurrent", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/served"))
+    parser.add_argument("--server-args", default="", help="more llama.cpp server flags, e.g. "
+                        "'--type_k 0 --type_v 0' (a float32 KV cache; its default is float16)")
     args = parser.parse_args()
 
     from lm_eval.api.registry import get_model
@@ -132,7 +136,8 @@ def main() -> None:
           flush=True)
     lm = get_model("lc_hf").create_from_arg_string(f"pretrained={gguf}")
     report, table = {}, []
-    with llama_server(gguf, n_ctx, args.out / "server.log") as base:
+    with llama_server(gguf, n_ctx, args.out / "server.log",
+                      tuple(args.server_args.split())) as base:
         served_args = (f"model=served,base_url={base}/completions,tokenizer={args.model},"
                        f"tokenized_requests=False,max_length={n_ctx + 1}")
         for label in lengths:

@@ -39,15 +39,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def llama_server(gguf: Path, n_ctx: int = 4096, log: Path | None = None):
-    """``with llama_server(path) as base: ...``: ``base`` is ``http://127.0.0.1:<port>/v1``."""
+def llama_server(gguf: Path, n_ctx: int = 4096, log: Path | None = None,
+                 extra: tuple[str, ...] = ()):
+    """``with llama_server(path) as base: ...``: ``base`` is ``http://127.0.0.1:<port>/v1``;
+    ``extra``: more server flags (``--type_k 0 --type_v 0``: a float32 KV cache)."""
     port = free_port()
     if log:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-c", LAUNCH, "--model", str(gguf), "--n_ctx", str(n_ctx),
-         "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+         "--host", "127.0.0.1", "--port", str(port), *extra], stdout=out,
+        stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.time() + 120
