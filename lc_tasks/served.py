@@ -172,7 +172,9 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
     server = http.discover(inner.base_url, _auth(model_args))
     _fit_context(inner, server, lengths, model_args)
     tokenizer = _tokenizer(model_args)
-    _probe(inner, server, route, tokenizer)
+    _probe(inner, server, route)
+    if route == "completions" and not getattr(inner, "tokenized_requests", False):
+        _same_tokens_as_lc_hf(inner, server, tokenizer, chat)
     if chat:
         if route == "completions":
             inner.apply_chat_template = lambda history, add_generation_prompt=True: render_chat(
@@ -217,9 +219,8 @@ def _post(inner, messages, **extra) -> http.Reply:
                      timeout=max(http.TIMEOUT, getattr(inner, "timeout", 0)))
 
 
-def _probe(inner, server: http.Server, route: str, tokenizer) -> None:
-    """One one-token request in the run's own format, its failure named in one line; on the
-    completions route with text prompts, the server must read as many tokens as lc_hf."""
+def _probe(inner, server: http.Server, route: str) -> None:
+    """One one-token request in the run's own format, its failure named in one line."""
     if route == "chat":
         reply = _post(inner, [{"role": "user", "content": "Hi"}])
     else:
@@ -230,8 +231,6 @@ def _probe(inner, server: http.Server, route: str, tokenizer) -> None:
                              f"{reply.status}: {reply.message(120)}); pass --model_args "
                              "tokenized_requests=False, and lc-eval sends the prompt text")
     if reply.ok:
-        if route == "completions" and not tokens:
-            _same_tokens_as_lc_hf(inner, server, tokenizer, reply)
         return
     said = reply.message(160)
     if (reply.status == 404 and "model" in said.lower()) or "does not exist" in said:
@@ -253,28 +252,33 @@ def _prompt_tokens(reply: http.Reply) -> int | None:
     return sent if isinstance(sent, int) else None
 
 
-def _same_tokens_as_lc_hf(inner, server: http.Server, tokenizer, reply: http.Reply) -> None:
-    """A text prompt is read as lc_hf reads it: a server that adds a BOS token lc_hf does not
-    read is asked not to (``add_special_tokens: false``, vLLM's and sglang's field), or
-    refused."""
-    bos = bool(getattr(inner, "add_bos_token", False))  # lm-eval's rule for lc_hf and hf
-    want = len(tokenizer("Hi", add_special_tokens=bos)["input_ids"])
-    sent = _prompt_tokens(reply)
+def _same_tokens_as_lc_hf(inner, server: http.Server, tokenizer, chat: bool) -> None:
+    """A text prompt is read as lc_hf reads it (lm-eval's hf rule: the tokenizer's own special
+    tokens, none after a text that starts with the BOS): a server that reads other tokens is
+    asked to tokenize that way (``add_special_tokens``, vLLM's and sglang's field), or
+    refused. The probe is a prompt of the run's kind (templated or plain)."""
+    text = render_chat(tokenizer, [{"role": "user", "content": "Hi"},
+                                   {"role": "assistant", "content": "The"}], False) if chat else "Hi"
+    bos = getattr(tokenizer, "bos_token", None)
+    special = not (bos and text.startswith(bos))
+    want = len(tokenizer(text, add_special_tokens=special)["input_ids"])
+    sent = _prompt_tokens(_post(inner, [text]))
     if sent is None or sent == want:
         if sent is None:
             logging.getLogger("lm_eval.lc_tasks").warning(
                 "lc-eval: the server at %s reports no prompt token count, so lc-eval cannot "
                 "check that it reads prompts as lc_hf does (a BOS token of its own)", server.url)
         return
-    if _prompt_tokens(_post(inner, ["Hi"], add_special_tokens=bos)) == want:
+    if _prompt_tokens(_post(inner, [text], add_special_tokens=special)) == want:
         create = inner._create_payload
-        inner._create_payload = lambda *a, **k: {**create(*a, **k), "add_special_tokens": bos}
+        inner._create_payload = lambda *a, **k: {**create(*a, **k),
+                                                 "add_special_tokens": special}
         return
-    raise UsageError(f"the server at {server.url} reads a text prompt as {sent} tokens where "
-                     f"lc_hf reads {want} (it adds a BOS token of its own): the scores would "
-                     "not be lc_hf's; pass --model_args tokenized_requests=True if the server "
-                     "takes token ids (they are sent as they are), or add_bos_token=True if "
-                     "the model should read a BOS")
+    raise UsageError(f"the server at {server.url} reads a {'templated' if chat else 'plain'} "
+                     f"prompt as {sent} tokens where lc_hf reads {want} (a BOS token of its own, "
+                     "or one too few): the scores would not be lc_hf's; pass --model_args "
+                     "tokenized_requests=True if the server takes token ids (they are sent as "
+                     "they are)")
 
 
 def _continue_final_message(inner, server: http.Server, tokenizer) -> None:

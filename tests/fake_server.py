@@ -6,11 +6,13 @@ every request body, and behaves like the servers it stands for in what matters t
 
 * ``engine="vllm"``: reports ``max_model_len``, accepts token-id prompts, continues a final
   assistant message when asked (``continue_final_message``), 404 for a model it does not serve,
-  and with ``adds_bos`` reads a BOS before a text prompt unless ``add_special_tokens: false``;
+  and tokenizes a text prompt with the tokenizer's special tokens unless
+  ``add_special_tokens: false``;
 * ``engine="llama-cpp-python"``: reports no context, refuses token-id prompts (500), closes a
   final assistant message and opens a new turn, refuses a long prompt with its 400
-  ("Requested tokens (N) exceed context window of M"), and with ``adds_bos`` reads a BOS
-  before every text prompt (as it does for a GGUF whose metadata says so).
+  ("Requested tokens (N) exceed context window of M"), and tokenizes every text prompt with
+  the tokenizer's special tokens (a BOS where the tokenizer adds one, as for a GGUF whose
+  metadata says so), whatever the prompt starts with.
 
 Its "model" is a reader of the prompt it renders: it answers the pass key it finds, if the
 prompt ends with the answer prefix (the assistant turn continued); after a new assistant
@@ -35,7 +37,6 @@ class FakeServer:
     engine: str = "vllm"
     context: int = 4096
     models: tuple[str, ...] = ("served-model",)
-    adds_bos: bool = False  # reads a BOS token before a text prompt (vLLM: unless told not to)
     bodies: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -83,10 +84,11 @@ class FakeServer:
         if ids and not self.vllm:
             return 500, {"error": {"message": "'list' object has no attribute 'encode'",
                                    "type": "internal_server_error"}}
-        n = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if self.adds_bos and "prompt" in body and not ids and not (
-                self.vllm and body.get("add_special_tokens") is False):
-            n += 1
+        # a text prompt gets the tokenizer's special tokens (vLLM: unless add_special_tokens is
+        # false); a chat prompt's template holds its own
+        special = "prompt" in body and not ids and (
+            body.get("add_special_tokens", True) if self.vllm else True)
+        n = len(self.tokenizer(text, add_special_tokens=special)["input_ids"])
         if n >= self.context:
             return 400, {"error": {"message": f"Requested tokens ({n}) exceed context window "
                                               f"of {self.context}", "type": "invalid_request"}}

@@ -44,14 +44,35 @@ def chat_tokenizer(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def servers(chat_tokenizer):
-    """vLLM-like and llama-cpp-python-like servers: contexts of 4096 and 1500 tokens, and
-    ones that read a BOS token of their own before text prompts."""
+def bos_tokenizer(tmp_path_factory):
+    """A char tokenizer that puts ``<s>`` before a text, with a chat template that starts with
+    it (as Llama-3's and Gemma's do): ``(folder, tokenizer)``."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoTokenizer
+
+    from lc_models.tiny import build_tokenizer
+
+    folder = tmp_path_factory.mktemp("bos-tok")
+    tok = build_tokenizer("char")
+    bos = tok.convert_tokens_to_ids("<s>")
+    tok.backend_tokenizer.post_processor = TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos)])
+    tok.bos_token = "<s>"
+    tok.chat_template = "<s>" + CHAT_TEMPLATE
+    tok.save_pretrained(folder)
+    return folder, AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def servers(chat_tokenizer, bos_tokenizer):
+    """vLLM-like and llama-cpp-python-like servers: contexts of 4096, 1500 and 1024 tokens, and
+    two whose tokenizer puts a BOS before a text (``bos_tokenizer``)."""
     tok = chat_tokenizer[1]
     made = {"vllm": FakeServer(tok, "vllm", 4096),
             "llamacpp": FakeServer(tok, "llama-cpp-python", 1500),
-            "vllm-1k-bos": FakeServer(tok, "vllm", 1024, adds_bos=True),
-            "llamacpp-bos": FakeServer(tok, "llama-cpp-python", 4096, adds_bos=True)}
+            "vllm-1k": FakeServer(tok, "vllm", 1024),
+            "vllm-bos": FakeServer(bos_tokenizer[1], "vllm", 4096),
+            "llamacpp-bos": FakeServer(bos_tokenizer[1], "llama-cpp-python", 4096)}
     yield made
     for fake in made.values():
         fake.close()
@@ -131,17 +152,29 @@ def test_chat_route_continues_the_final_message_where_the_server_can(servers, ch
     assert score(tmp_path) == 1.0
 
 
-def test_a_server_adding_a_bos_is_told_not_to_and_a_task_as_long_as_its_context_runs(
-        servers, chat_tokenizer, lc_hf_prompts, tmp_path):
-    """vLLM-like, a context of exactly the task's 1024 tokens (lm-eval's client max_length
-    becomes the server's), and a BOS of its own that ``add_special_tokens: false`` turns off."""
-    fake = servers["vllm-1k-bos"]
+def test_a_task_as_long_as_the_servers_context_runs(servers, chat_tokenizer, lc_hf_prompts,
+                                                     tmp_path):
+    """lm-eval's client max_length (2048 unless given) becomes the server's 1024 tokens, and a
+    task of exactly 1024 tokens runs."""
+    fake = servers["vllm-1k"]
     fake.bodies.clear()
     lc_eval(tmp_path, chat_tokenizer, *served(fake, tokenized_requests=False), *TASK)
-    runs = [b for b in fake.bodies if b["max_tokens"] > 1]
-    assert runs and all(b.get("add_special_tokens") is False for b in runs)
     assert sorted(fake.prompts()) == sorted(lc_hf_prompts["plain"])
     assert score(tmp_path) == 1.0
+
+
+def test_a_templated_prompt_holding_a_bos_gets_no_second_one(servers, bos_tokenizer, tmp_path):
+    """vLLM would put the tokenizer's BOS before a text that holds one already (lc_hf reads
+    one): lc-eval asks it for no special tokens, and the server reads lc_hf's count."""
+    fake = servers["vllm-bos"]
+    fake.bodies.clear()
+    lc_eval(tmp_path, bos_tokenizer, *served(fake, tokenized_requests=False), *TASK, *CHAT)
+    runs = [b for b in fake.bodies if b["max_tokens"] > 1]
+    tok = bos_tokenizer[1]
+    assert runs and all(b["prompt"].startswith("<s>[SYSTEM]") for b in runs)
+    assert all(b.get("add_special_tokens") is False for b in runs)
+    assert score(tmp_path) == 1.0
+    assert tok("Hi")["input_ids"][0] == tok.bos_token_id  # the tokenizer does add one
 
 
 def test_concurrent_requests_score_the_same(servers, chat_tokenizer, tmp_path):
@@ -159,8 +192,8 @@ FAILURES = {
         ["cannot be seen to continue the final assistant message", "its turn were closed",
          "--model local-completions"]),
     "a BOS the server adds and cannot be told not to": (
-        "llamacpp-bos", lambda s: [*served(s, tokenized_requests=False), *TASK],
-        ["adds a BOS token of its own", "tokenized_requests=True"]),
+        "llamacpp-bos", lambda s: [*served(s, tokenized_requests=False), *TASK, *CHAT],
+        ["a BOS token of its own", "tokenized_requests=True"]),
     "lc_ppl through a server": (
         "vllm", lambda s: [*served(s, tokenized_requests=False), "--tasks", "lc_ppl_1k",
                            "--limit", "1"], ["lc_ppl scores log-likelihoods", "--model lc_hf"]),
