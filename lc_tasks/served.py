@@ -14,6 +14,8 @@ through the tasks' own resolver), and for ``vllm``/``sglang`` the package and a
 
 * the server's own context (``lc_tasks.server.discover``) against each task's length; lm-eval's
   client ``max_length`` (2048 unless given) becomes the server's, where it reports one;
+* greedy decoding as in process: ``repeat_penalty: 1.0`` on every generation request
+  (llama-cpp-python's server penalizes repeated tokens unless told);
 * a one-token probe in the run's own request format: a token-id prompt the server refuses,
   a model name it does not serve, a wrong URL, each one line;
 * chat over the completions route: the chat template rendered here, with the tokenizer that
@@ -171,6 +173,7 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
     route = SERVED[model]
     server = http.discover(inner.base_url, _auth(model_args))
     _fit_context(inner, server, lengths, model_args)
+    _greedy(inner)
     tokenizer = _tokenizer(model_args)
     _probe(inner, server, route)
     if route == "completions" and not getattr(inner, "tokenized_requests", False):
@@ -182,6 +185,22 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
         else:
             _continue_final_message(inner, server, tokenizer)
     one_line_failures(inner, server, lengths)
+
+
+def _greedy(inner) -> None:
+    """Generation requests decode greedily, as lc_hf does: ``repeat_penalty: 1.0`` (llama.cpp's
+    field; llama-cpp-python's server penalizes repeats by 1.1 unless told, so a needle with a
+    repeated digit, 9006146, comes out as 900614). Other servers ignore the field; a value the
+    user gives in --gen_kwargs wins."""
+    create = inner._create_payload
+
+    def payload(*args, **kwargs):
+        body = create(*args, **kwargs)
+        if kwargs.get("generate", args[1] if len(args) > 1 else False):
+            body.setdefault("repeat_penalty", 1.0)
+        return body
+
+    inner._create_payload = payload
 
 
 def _tokenizer(model_args: dict):

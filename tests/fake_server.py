@@ -10,7 +10,8 @@ every request body, and behaves like the servers it stands for in what matters t
   ``add_special_tokens: false``;
 * ``engine="llama-cpp-python"``: reports no context, refuses token-id prompts (500), closes a
   final assistant message and opens a new turn, refuses a long prompt with its 400
-  ("Requested tokens (N) exceed context window of M"), and tokenizes every text prompt with
+  ("Requested tokens (N) exceed context window of M"), penalizes repeats unless
+  ``repeat_penalty`` is 1.0 (a repeated digit of the pass key is lost), and tokenizes every text prompt with
   the tokenizer's special tokens (a BOS where the tokenizer adds one, as for a GGUF whose
   metadata says so), whatever the prompt starts with.
 
@@ -95,6 +96,8 @@ class FakeServer:
         if text.rstrip().endswith("The pass key is"):
             key = re.search(r"The pass key is (\d+)\.", text)
             out = f" {key.group(1)}." if key else " unknown."
+            if not self.vllm and body.get("repeat_penalty", 1.1) != 1.0:
+                out = re.sub(r"(\d)\1+", r"\1", out)  # its default penalty: no repeated digit
         else:
             out = "The pass key is a special type of password."
         usage = {"prompt_tokens": n, "completion_tokens": 3, "total_tokens": n + 3}

@@ -137,6 +137,7 @@ def test_chat_over_the_completions_route_is_rendered_on_the_client(servers, chat
     assert all(p.startswith(f"[SYSTEM]\n{SYSTEM}") and p.endswith("The pass key is")
                for p in prompts), "the answer prefix does not continue the assistant turn"
     assert all(isinstance(b["prompt"], str) for b in fake.bodies), "not sent as text"
+    assert all(b["repeat_penalty"] == 1.0 for b in fake.bodies), "not greedy: repeats penalized"
     assert score(tmp_path) == 1.0
 
 
