@@ -46,6 +46,21 @@ def tiny_model(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def wheel_site(tmp_path_factory):
+    """A non-editable install of this checkout: its wheel built and unpacked (no dependencies)
+    into a bare folder, once per session."""
+    root = Path(__file__).resolve().parent.parent
+    wheels = tmp_path_factory.mktemp("wheel")
+    site = tmp_path_factory.mktemp("site")
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(root)], check=True)
+    (wheel,) = wheels.glob("lc_eval-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True)
+    return site
+
+
 # Checkpoint kinds in native formats that lc_hf reads itself (lc_models.models).
 NATIVE_KINDS = ("mamba2attn", "transformerpp", "every_field", "rwkv6_pth", "rwkv6_hf")
 

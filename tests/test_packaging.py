@@ -39,13 +39,8 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    wheels = tmp_path_factory.mktemp("wheel")
-    target = tmp_path_factory.mktemp("site")
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
-    (wheel,) = wheels.glob("lc_eval-*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+def installed(wheel_site, tmp_path_factory):
+    target = wheel_site
     out = subprocess.run(
         [sys.executable, "-c", PROBE],
         check=False, capture_output=True,

@@ -27,19 +27,6 @@ def make_folder(out: Path, env=None, cwd=None) -> Path:
     return out / "lc_eval"
 
 
-@pytest.fixture(scope="module")
-def wheel_site(tmp_path_factory):
-    """A non-editable install of this checkout: its wheel, unpacked into a bare folder."""
-    wheels = tmp_path_factory.mktemp("wheel")
-    site = tmp_path_factory.mktemp("site")
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
-    (wheel,) = wheels.glob("lc_eval-*.whl")
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True)
-    return site
-
-
 def test_the_folder_from_a_wheel_install_equals_the_checkouts(wheel_site, tmp_path):
     env = {"PYTHONPATH": str(wheel_site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     where = subprocess.run([sys.executable, "-c", "import lc_tasks; print(lc_tasks.__file__)"],
