@@ -187,20 +187,30 @@ def prepare(lm, lengths: list[tuple[str, int]], chat: bool, model_args: dict,
     one_line_failures(inner, server, lengths)
 
 
+def _amend_payload(inner, amend) -> None:
+    """``inner._create_payload`` with ``amend(body, messages, generate)`` applied to each
+    request body it builds (the one place lc-eval adds fields to lm-eval's requests)."""
+    create = inner._create_payload
+
+    def payload(*args, **kwargs):
+        body = create(*args, **kwargs)
+        messages = args[0] if args else kwargs.get("messages")
+        amend(body, messages, kwargs.get("generate", args[1] if len(args) > 1 else False))
+        return body
+
+    inner._create_payload = payload
+
+
 def _greedy(inner) -> None:
     """Generation requests decode greedily, as lc_hf does: ``repeat_penalty: 1.0`` (llama.cpp's
     field; llama-cpp-python's server penalizes repeats by 1.1 unless told, so a needle with a
     repeated digit, 9006146, comes out as 900614). Other servers ignore the field; a value the
     user gives in --gen_kwargs wins."""
-    create = inner._create_payload
-
-    def payload(*args, **kwargs):
-        body = create(*args, **kwargs)
-        if kwargs.get("generate", args[1] if len(args) > 1 else False):
+    def amend(body, messages, generate):
+        if generate:
             body.setdefault("repeat_penalty", 1.0)
-        return body
 
-    inner._create_payload = payload
+    _amend_payload(inner, amend)
 
 
 def _tokenizer(model_args: dict):
@@ -289,9 +299,8 @@ def _same_tokens_as_lc_hf(inner, server: http.Server, tokenizer, chat: bool) -> 
                 "check that it reads prompts as lc_hf does (a BOS token of its own)", server.url)
         return
     if _prompt_tokens(_post(inner, [text], add_special_tokens=special)) == want:
-        create = inner._create_payload
-        inner._create_payload = lambda *a, **k: {**create(*a, **k),
-                                                 "add_special_tokens": special}
+        _amend_payload(inner, lambda body, messages, generate: body.update(
+            add_special_tokens=special))
         return
     raise UsageError(f"the server at {server.url} reads a {'templated' if chat else 'plain'} "
                      f"prompt as {sent} tokens where lc_hf reads {want} (a BOS token of its own, "
@@ -302,16 +311,12 @@ def _same_tokens_as_lc_hf(inner, server: http.Server, tokenizer, chat: bool) -> 
 
 def _continue_final_message(inner, server: http.Server, tokenizer) -> None:
     """Ask the server to continue a final assistant message, and check that it does."""
-    create = inner._create_payload
-
-    def payload(messages, *args, **kwargs):
-        body = create(messages, *args, **kwargs)
+    def amend(body, messages, generate):
         if isinstance(messages, list) and messages and isinstance(messages[-1], dict) and (
                 messages[-1].get("role") == "assistant"):
             body.update(continue_final_message=True, add_generation_prompt=False)
-        return body
 
-    inner._create_payload = payload
+    _amend_payload(inner, amend)
     messages = [{"role": "user", "content": "What is the pass key?"},
                 {"role": "assistant", "content": "The pass key is"}]
     reply = _post(inner, messages)
