@@ -133,7 +133,7 @@ def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None =
     ``lc_hf`` reads them, ``lc_tasks.served``)."""
     import lm_eval.evaluator
 
-    from lc_tasks.preflight import check_lengths, guard_requests
+    from lc_tasks.preflight import check_lengths, guard_requests, task_lengths
     from lc_tasks.served import prepare
 
     evaluate = lm_eval.evaluator.evaluate
@@ -143,23 +143,13 @@ def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None =
             tasks = task_dict["tasks"]
         else:  # the older nested form
             _, tasks = lm_eval.evaluator._handle_back_comp(task_dict)
-        prepare(lm, _task_lengths(list(tasks.values())), chat, dict(model_args or {}), model)
+        prepare(lm, task_lengths(list(tasks.values())), chat, dict(model_args or {}), model)
         check_lengths(lm, list(tasks.values()), model, allow_truncation)
         if not allow_truncation:
             guard_requests(lm, model)
         return evaluate(lm, task_dict, *args, **kwargs)
 
     lm_eval.evaluator.evaluate = guarded
-
-
-def _task_lengths(tasks: list) -> list[tuple[str, int]]:
-    """(name, length) of each of our tasks among lm-eval's task objects."""
-    out = []
-    for task in tasks:
-        kwargs = getattr(getattr(task, "config", None), "dataset_kwargs", None) or {}
-        if "family" in kwargs and isinstance(kwargs.get("length"), int):
-            out.append((task.config.task, kwargs["length"]))
-    return out
 
 
 def _atomic_results() -> None:

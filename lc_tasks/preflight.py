@@ -484,24 +484,32 @@ def check_run(args, include_paths: list[str]) -> list[str]:
     return ours
 
 
+def task_lengths(tasks: list) -> list[tuple[str, int]]:
+    """``(name, length)`` of each of our tasks among lm-eval's task objects."""
+    out = []
+    for task in tasks:
+        kwargs = getattr(getattr(task, "config", None), "dataset_kwargs", None) or {}
+        if "family" in kwargs and isinstance(kwargs.get("length"), int):
+            out.append((task.config.task, kwargs["length"]))
+    return out
+
+
 def check_lengths(lm, tasks: list, model: str = "the model", allow_truncation: bool = False):
     """Refuse a run whose model cannot take a task's full length (see the module docstring)."""
     limit = getattr(lm, "max_length", None)
     if not isinstance(limit, int) or allow_truncation:
         return
     inner = getattr(lm, "lm", lm)  # CachingLM (--use_cache) wraps the model
-    for task in tasks:
-        kwargs = getattr(task.config, "dataset_kwargs", None) or {}
-        length = kwargs.get("length") if "family" in kwargs else None
-        if not isinstance(length, int) or length <= limit:
+    for name, length in task_lengths(tasks):
+        if length <= limit:
             continue
         if hasattr(inner, "limit_reason"):  # lc_hf: a limit the user set, or a position table
-            raise UsageError(f"{task.config.task} needs {length} tokens, but "
+            raise UsageError(f"{name} needs {length} tokens, but "
                              f"{inner.limit_reason}; run tasks of at most {limit} tokens")
         # lm-eval's API models keep one token of max_length back (their max_length - 1)
         wanted = length + 1 if hasattr(inner, "base_url") else length
         raise UsageError(
-            f"{task.config.task} needs {length} tokens, but {model}'s max_length is {limit}: "
+            f"{name} needs {length} tokens, but {model}'s max_length is {limit}: "
             "it would cut every longer prompt, and the score would measure the cut, not the "
             f"model. Use --model lc_hf (it never truncates), or --model_args max_length={wanted} "
             "if the model takes that many positions, or --allow_truncation to measure "
