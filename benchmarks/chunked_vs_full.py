@@ -6,7 +6,7 @@ architecture in ``lc_models.tiny.TINY_CONFIGS``:
 * ``transformers``: the model's own cached forward, as a user would call it
   (``model(chunk, cache=cache, use_cache=True)``, positions left to the model;
   RWKV with its ``state`` list);
-* ``lc_hf``: the runner lc_hf uses (``lc_models.arch.runner_for``).
+* ``lc_hf``: the runner lc_hf uses (``lc_models.hf_runners.runner_for``).
 
 The native checkpoints only lc_hf loads (``lc_models.tiny_native``: mamba_ssm Mamba2-Attn,
 Transformer++ and an every-field hybrid; RWKV-6 and RWKV-7) have no transformers class, so only the
@@ -68,7 +68,7 @@ def runner_chunked(runner, ids, chunk):
 def measure(arch: str, tokens: int) -> dict:
     from transformers import AutoModelForCausalLM
 
-    from lc_models.arch import runner_for
+    from lc_models.hf_runners import runner_for
     from lc_models.tiny import save_tiny_model
 
     with tempfile.TemporaryDirectory() as folder:
@@ -94,7 +94,7 @@ NATIVE = ("mamba2attn", "transformerpp", "every_field", "rwkv6", "rwkv7")
 @torch.no_grad()
 def measure_native(kind: str, tokens: int) -> dict:
     from lc_models import models
-    from lc_models.arch import runner_for
+    from lc_models.hf_runners import runner_for
     from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6, save_rwkv7
 
     with tempfile.TemporaryDirectory() as folder:

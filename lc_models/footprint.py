@@ -7,7 +7,7 @@ prefills: what grows between them is the per-token part, the rest is fixed. This
 quantity capacity studies put beside recall (Zoology's "state size").
 
 >>> from transformers import AutoModelForCausalLM
->>> from lc_models.arch import runner_for
+>>> from lc_models.hf_runners import runner_for
 >>> from lc_models.tiny import tiny_config
 >>> llama = AutoModelForCausalLM.from_config(tiny_config("llama", 64)).eval()
 >>> state_footprint(runner_for(llama))  # 2 layers x (k, v) x 2 kv heads x 8 dims x 4 bytes

@@ -149,8 +149,8 @@ IGNORED: dict[str, str] = {
     ), _DROPOUT),
     "chunk_size_feed_forward": "the feed-forward computed in slices, per token (exact)",
     "chunk_size_lm_head": "the LM head computed in slices, per token (exact)",
-    "max_inference_chunksize": "xLSTM's own slicing of long inputs (lc_models/arch/xlstm.py "
-                               "drives xLSTM, not the check)",
+    "max_inference_chunksize": "xLSTM's own slicing of long inputs "
+                               "(lc_models/hf_runners/xlstm.py drives xLSTM, not the check)",
     "context_length": "RWKV's training length, not a bound on attention",
     "model_max_length": "the training length, not a bound on attention",
     "compress_rope_theta": "a RoPE base",

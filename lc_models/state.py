@@ -19,7 +19,7 @@ which take and return their per-layer state dataclasses themselves.
 
 Running a sequence chunk by chunk through a runner gives the logits of one
 full forward pass over the whole sequence. Architecture fixes (see
-``lc_models/arch/``) live behind these two objects; callers never see them.
+``lc_models/hf_runners/``) live behind these two objects; callers never see them.
 
 Example::
 
@@ -189,8 +189,8 @@ class CacheRunner(Runner):
 
             raise UsageError(
                 f"lc_hf cannot carry the state of {type(model).__name__}: its forward takes "
-                "neither `cache` nor `past_key_values`; add an architecture module in "
-                "lc_models/arch/ for it."
+                "neither `cache` nor `past_key_values`; add a runner module in "
+                "lc_models/hf_runners/ for it."
             )
         self.pass_positions = "position_ids" in params
         self.can_keep_last = "logits_to_keep" in params

@@ -129,17 +129,17 @@ def stock_attention(model):
     """``model`` attending with the implementation stock ``hf`` uses, for the oracle: lc_hf's
     own ``lc_sdpa`` goes back to "sdpa" inside (code that tests the name then takes the
     branch stock ``hf`` takes)."""
-    from lc_models.arch import attention
+    from lc_models.hf_runners import lc_sdpa
 
     config = getattr(model, "config", None)
-    switched = getattr(config, "_attn_implementation", None) == attention.NAME
+    switched = getattr(config, "_attn_implementation", None) == lc_sdpa.NAME
     if switched:
         model.set_attn_implementation("sdpa")
     try:
         yield
     finally:
         if switched:
-            model.set_attn_implementation(attention.NAME)
+            model.set_attn_implementation(lc_sdpa.NAME)
 
 
 @torch.no_grad()
@@ -203,15 +203,15 @@ def check_exact(runner: Runner) -> float:
             reason = (str(err).strip().splitlines() or [""])[0][:200]
             raise UsageError(
                 f"lc_hf refuses model type {name!r}: chunked prefill with its state fails"
-                f"{past} ({where}; {type(err).__name__}: {reason}). It needs an architecture "
-                "module in lc_models/arch/."
+                f"{past} ({where}; {type(err).__name__}: {reason}). It needs a runner "
+                "module in lc_models/hf_runners/."
             ) from err
         if not error <= tolerance:
             raise UsageError(
                 f"lc_hf refuses model type {name!r}: chunked prefill with its state differs "
                 f"from the full forward pass{past} (relative error {error:.2e} > "
-                f"{tolerance:.0e}, {where}), so results would be wrong. It needs an "
-                "architecture module in lc_models/arch/."
+                f"{tolerance:.0e}, {where}), so results would be wrong. It needs a "
+                "runner module in lc_models/hf_runners/."
             )
         worst = max(worst, error)
     return worst

@@ -13,7 +13,7 @@ from lm_eval.api.instance import Instance
 from transformers import AutoModelForCausalLM
 
 from lc_models.adapter import LongContextLM
-from lc_models.arch import runner_for
+from lc_models.hf_runners import runner_for
 from lc_models.prefill import feed
 
 # hybrids (recurrent + attention), pure recurrent, pure attention, and a non-Cache state

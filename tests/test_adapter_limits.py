@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from lc_models import prefill
 from lc_models.adapter import LongContextLM
-from lc_models.arch import runner_for
+from lc_models.hf_runners import runner_for
 from lc_models.prefill import feed
 
 LONG = "The grass is green. The sky is blue. The sun is yellow. " * 3  # 168 chars / tokens
@@ -122,7 +122,7 @@ def test_the_check_crosses_a_local_attention_window(tiny_model):
 def test_a_state_list_model_is_checked_with_a_batch(tiny_model):
     """RWKV-style models (``state=[tensors]``, as RWKV-5/6 remote code) go through the same
     check, batched: unpatched transformers RWKV breaks on one-token chunks of two rows."""
-    from lc_models.arch import rwkv
+    from lc_models.hf_runners import rwkv
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model("rwkv")).eval()
     model.config.model_type = "someones_rwkv"

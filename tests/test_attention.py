@@ -1,5 +1,5 @@
 """attend_chunk (keys split at the chunk, no mask) against the masked reference, and lc_sdpa
-(lc_models/arch/attention.py) inside transformers models against their full forward pass."""
+(lc_models/hf_runners/lc_sdpa.py) inside transformers models against their full forward pass."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from lc_models.arch import attention as arch_attention
-from lc_models.arch import runner_for
+from lc_models.hf_runners import lc_sdpa as arch_attention
+from lc_models.hf_runners import runner_for
 from lc_models.ops.attention import attend_chunk, attend_chunk_ref
 from lc_models.prefill import feed
 

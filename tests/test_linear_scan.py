@@ -70,7 +70,7 @@ def test_the_patched_rg_lru_matches_transformers_loop():
         RecurrentGemmaRglru,
     )
 
-    from lc_models.arch.recurrent_gemma import rnn_scan
+    from lc_models.hf_runners.recurrent_gemma import rnn_scan
 
     torch.manual_seed(0)
     cfg = RecurrentGemmaConfig(hidden_size=32, lru_width=32, num_attention_heads=4)

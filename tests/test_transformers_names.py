@@ -7,7 +7,7 @@ silently: a slowdown nobody sees. Each test here fails with a message that names
 its module and what in lc-eval uses it, so that the fix is one lookup in the new release.
 
 ``NAMES`` is the inventory (``grep -rn "from transformers" lc_models tests benchmarks`` and the
-name matches in ``lc_models/arch`` and ``lc_models/ops``); the tests below it build tiny models
+name matches in ``lc_models/hf_runners`` and ``lc_models/ops``); the tests below build tiny models
 and check that each fast path that matches a class by name or attribute still engages.
 """
 
@@ -26,7 +26,7 @@ MODELING = "transformers.models.{0}.modeling_{0}"
 # (module, name, used by). "A|B": either name (a rename we already follow); "Class.attr": an
 # attribute of the class. Keep it sorted by module.
 NAMES: list[tuple[str, str, str]] = [
-    (T, "AttentionInterface", "lc_models/arch/attention.py (registers lc_sdpa)"),
+    (T, "AttentionInterface", "lc_models/hf_runners/lc_sdpa.py (registers lc_sdpa)"),
     (T, "AutoModelForCausalLM", "lc_models/tiny.py, lc_models/models/mamba_ssm.py"),
     (T, "AutoTokenizer", "lc_tasks/tokenizer.py, tests"),
     (T, "DynamicCache", "lc_models/state.py (CacheRunner)"),
@@ -45,13 +45,13 @@ NAMES: list[tuple[str, str, str]] = [
      "lc_models/ops/mamba_mixer.py _conv (matched by name: SiLU fused into the conv)"),
     ("transformers.cache_utils", "DynamicLayer", "lc_models/kv_cache.py"),
     *(("transformers.cache_utils", f"DynamicCache.{method}",
-       "lc_models/arch/mamba.py, mamba2.py, recurrent_gemma.py (state in and out)")
+       "lc_models/hf_runners/mamba.py, mamba2.py, recurrent_gemma.py (state in and out)")
       for method in ("get_conv_state", "update_conv_state", "get_recurrent_state",
                      "update_recurrent_state")),
     ("transformers.integrations.sdpa_attention", "sdpa_attention_forward",
-     "lc_models/arch/attention.py"),
-    ("transformers.masking_utils", "AttentionMaskInterface", "lc_models/arch/attention.py"),
-    ("transformers.masking_utils", "sdpa_mask", "lc_models/arch/attention.py"),
+     "lc_models/hf_runners/lc_sdpa.py"),
+    ("transformers.masking_utils", "AttentionMaskInterface", "lc_models/hf_runners/lc_sdpa.py"),
+    ("transformers.masking_utils", "sdpa_mask", "lc_models/hf_runners/lc_sdpa.py"),
     ("transformers.modeling_outputs", "CausalLMOutput", "lc_models/models/stateful.py"),
     ("transformers.modeling_utils", "ALL_ATTENTION_FUNCTIONS", "benchmarks/profile_prefill.py"),
     (MODELING.format("llama"), "LlamaRMSNorm",
@@ -60,20 +60,20 @@ NAMES: list[tuple[str, str, str]] = [
     (MODELING.format("mamba"), "MambaRMSNorm",
      "lc_models/ops/rms_norm.py PLAIN_RMS_NORMS (matched by name: native RMS norm)"),
     (MODELING.format("mamba2"), "Mamba2Mixer",
-     "lc_models/arch/mamba2.py (matched by name: the chunked SSD path), mixer_model.py"),
+     "lc_models/hf_runners/mamba2.py (matched by name: the chunked SSD path), mixer_model.py"),
     (MODELING.format("mamba2"), "Mamba2RMSNorm",
      "lc_models/ops/rms_norm.py PLAIN_RMS_NORMS (matched by name: native RMS norm)"),
     (MODELING.format("mamba2"), "Mamba2RMSNormGated|MambaRMSNormGated",
      "tests/test_rms_norm.py (the oracle of gated_rms_norm)"),
     (MODELING.format("mamba2"), "mamba2_chunk_scan", "tests/test_ssd.py (the oracle of ssd)"),
-    (MODELING.format("minimax"), "MiniMaxCache", "lc_models/arch/minimax.py"),
+    (MODELING.format("minimax"), "MiniMaxCache", "lc_models/hf_runners/minimax.py"),
     (MODELING.format("recurrent_gemma"), "RecurrentGemmaRecurrentBlock",
-     "lc_models/arch/recurrent_gemma.py, tests/test_linear_scan.py"),
+     "lc_models/hf_runners/recurrent_gemma.py, tests/test_linear_scan.py"),
     (MODELING.format("recurrent_gemma"), "RecurrentGemmaRglru",
-     "lc_models/arch/recurrent_gemma.py, tests/test_linear_scan.py"),
+     "lc_models/hf_runners/recurrent_gemma.py, tests/test_linear_scan.py"),
     (MODELING.format("recurrent_gemma"), "RecurrentGemmaRglru._rnn_scan",
-     "lc_models/arch/recurrent_gemma.py (replaced on the instance: the linear-scan path)"),
-    (MODELING.format("xlstm"), "xLSTMCache", "lc_models/arch/xlstm.py"),
+     "lc_models/hf_runners/recurrent_gemma.py (replaced on the instance: the linear-scan path)"),
+    (MODELING.format("xlstm"), "xLSTMCache", "lc_models/hf_runners/xlstm.py"),
 ]
 
 
@@ -108,10 +108,10 @@ def test_every_class_matched_by_name_is_in_the_table():
 def test_the_model_types_we_fix_exist():
     from transformers import CONFIG_MAPPING
 
-    from lc_models.arch import FIXES, GENERIC_EXACT
+    from lc_models.hf_runners import FIXES, GENERIC_EXACT
 
     missing = sorted(t for t in {*FIXES, *GENERIC_EXACT} if t not in CONFIG_MAPPING)
-    assert not missing, (f"transformers {VERSION} has no model_type {missing}: lc_models/arch "
+    assert not missing, (f"transformers {VERSION} has no model_type {missing}: hf_runners' "
                          "FIXES / GENERIC_EXACT would no longer route those models")
 
 
@@ -141,10 +141,10 @@ def test_the_native_rms_norm_finds_the_model_norms(arch, monkeypatch):
 @pytest.mark.parametrize("arch,module", [
     ("mamba", "mamba"), ("falcon_mamba", "mamba"), ("jamba", "mamba"), ("mamba2", "mamba2")])
 def test_the_mixer_fast_path_finds_the_mixers(arch, module):
-    patch = importlib.import_module(f"lc_models.arch.{module}").patch
+    patch = importlib.import_module(f"lc_models.hf_runners.{module}").patch
     model = tiny(arch)
     mixers = sorted({type(m).__name__ for m in model.modules() if "Mixer" in type(m).__name__})
-    assert patch(model) > 0, (f"transformers {VERSION}: lc_models/arch/{module}.py patched no "
+    assert patch(model) > 0, (f"transformers {VERSION}: hf_runners/{module}.py patched no "
                               f"mixer of {arch} (its mixers: {mixers})")
 
 
@@ -180,7 +180,7 @@ def test_the_gated_norm_runs_fused(monkeypatch):
 
 
 def test_the_recurrent_gemma_scan_is_ours(monkeypatch):
-    from lc_models.arch import recurrent_gemma
+    from lc_models.hf_runners import recurrent_gemma
 
     calls = []
     scan = recurrent_gemma.linear_scan
@@ -191,11 +191,11 @@ def test_the_recurrent_gemma_scan_is_ours(monkeypatch):
     with torch.no_grad():
         model(torch.tensor([[1, 2, 3, 4, 5]]))
     assert calls, (f"transformers {VERSION}: RecurrentGemmaRglru no longer calls _rnn_scan, so "
-                   "lc_models/arch/recurrent_gemma.py's linear scan never runs")
+                   "lc_models/hf_runners/recurrent_gemma.py's linear scan never runs")
 
 
 def test_sdpa_attention_is_switched_to_ours():
-    from lc_models.arch import attention
+    from lc_models.hf_runners import lc_sdpa as attention
 
     model = tiny("llama", attn_implementation="sdpa")
     assert attention.patch(model), (

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from lc_models.arch import runner_for
+from lc_models.hf_runners import runner_for
 from lc_models.verify import HALF_PRECISION_TOLERANCE, chunked_error, position_errors
 
 

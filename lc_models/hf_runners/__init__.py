@@ -1,4 +1,5 @@
-"""Architecture fixes, each behind the shared ``Runner``/``State`` interface.
+"""Runners for transformers models: the generic ones, and a small module per model type
+with a quirk, each behind the shared ``Runner``/``State`` interface.
 
 ``runner_for(model)`` picks how to drive a loaded causal LM:
 
@@ -16,7 +17,7 @@
   model with a clear error rather than return wrong numbers.
 
 Every transformers model that attends with "sdpa" is first switched to ``lc_sdpa``
-(``attention.py``): a chunk attends to its cache without the (chunk, context) mask. Every
+(``lc_sdpa.py``): a chunk attends to its cache without the (chunk, context) mask. Every
 model's fp32 linear layers run through oneDNN where its GEMM is faster than torch's default
 (``lc_models.ops.linear``: MKL runs AVX2 code on AMD CPUs), plain RMS norms in one pass
 (``lc_models.ops.rms_norm``), and freed tensor memory stays in
@@ -33,14 +34,14 @@ from lc_models.state import CacheRunner, ModelRunner, Runner, StateListRunner, f
 
 # model_type -> module with ``make_runner(model) -> Runner``
 FIXES: dict[str, str] = {
-    "mamba": "lc_models.arch.mamba",
-    "falcon_mamba": "lc_models.arch.mamba",
-    "jamba": "lc_models.arch.mamba",
-    "mamba2": "lc_models.arch.mamba2",
-    "recurrent_gemma": "lc_models.arch.recurrent_gemma",
-    "rwkv": "lc_models.arch.rwkv",
-    "xlstm": "lc_models.arch.xlstm",
-    "minimax": "lc_models.arch.minimax",
+    "mamba": "lc_models.hf_runners.mamba",
+    "falcon_mamba": "lc_models.hf_runners.mamba",
+    "jamba": "lc_models.hf_runners.mamba",
+    "mamba2": "lc_models.hf_runners.mamba2",
+    "recurrent_gemma": "lc_models.hf_runners.recurrent_gemma",
+    "rwkv": "lc_models.hf_runners.rwkv",
+    "xlstm": "lc_models.hf_runners.xlstm",
+    "minimax": "lc_models.hf_runners.minimax",
 }
 
 # Exact with the generic runner (explicit position ids, the model's own cache).
@@ -59,9 +60,9 @@ def runner_for(model: torch.nn.Module, verify: bool = True) -> Runner:
     rms_norm.patch(model)
     if isinstance(model, StatefulLM):  # our own implementations carry their state themselves
         return ModelRunner(model)
-    from lc_models.arch import attention
+    from lc_models.hf_runners import lc_sdpa
 
-    attention.patch(model)
+    lc_sdpa.patch(model)
     model_type = getattr(model.config, "model_type", None)
     if model_type in FIXES:
         return importlib.import_module(FIXES[model_type]).make_runner(model)
