@@ -42,10 +42,10 @@ from roofline import attention_flops, rooflines
 CATEGORIES = ("gemm", "scan", "attention", "conv", "norm", "other")
 # (module, function name) -> category: functions looked up by name at call time
 FUNCTIONS = {
-    ("lc_models.ops.mamba_mixer", "selective_scan"): "scan",
-    ("lc_models.ops.mamba_mixer", "ssd"): "scan",
-    ("lc_models.ops.mamba_mixer", "causal_conv1d"): "conv",
-    ("lc_models.ops.mamba_mixer", "gated_rms_norm"): "norm",
+    ("lc_models.models.mamba_mixer", "selective_scan"): "scan",
+    ("lc_models.models.mamba_mixer", "ssd"): "scan",
+    ("lc_models.models.mamba_mixer", "causal_conv1d"): "conv",
+    ("lc_models.models.mamba_mixer", "gated_rms_norm"): "norm",
     ("lc_models.models.mixer_model", "causal_conv1d"): "conv",
     ("lc_models.models.mixer_model", "attend"): "attention",
     ("lc_models.models.rwkv6", "wkv6"): "scan",

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lc_models.ops.mamba_mixer import causal_conv1d, mamba1_chunk, mamba2_chunk
+from lc_models.models.mamba_mixer import causal_conv1d, mamba1_chunk, mamba2_chunk
 
 CHUNKS = [1, 7, 16, 64]
 

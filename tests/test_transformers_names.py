@@ -42,7 +42,7 @@ NAMES: list[tuple[str, str, str]] = [
         "MistralConfig", "Qwen3NextConfig", "RecurrentGemmaConfig", "RwkvConfig",
         "Zamba2Config", "xLSTMConfig")),
     ("transformers.activations", "SiLUActivation",
-     "lc_models/ops/mamba_mixer.py _conv (matched by name: SiLU fused into the conv)"),
+     "lc_models/models/mamba_mixer.py _conv (matched by name: SiLU fused into the conv)"),
     ("transformers.cache_utils", "DynamicLayer", "lc_models/kv_cache.py"),
     *(("transformers.cache_utils", f"DynamicCache.{method}",
        "lc_models/hf_runners/mamba.py, mamba2.py, recurrent_gemma.py (state in and out)")
@@ -150,7 +150,7 @@ def test_the_mixer_fast_path_finds_the_mixers(arch, module):
 
 @pytest.mark.parametrize("arch", ["mamba", "mamba2"])
 def test_the_conv_fuses_the_mixer_silu(arch, monkeypatch):
-    from lc_models.ops import mamba_mixer
+    from lc_models.models import mamba_mixer
 
     seen = []
 
@@ -163,11 +163,11 @@ def test_the_conv_fuses_the_mixer_silu(arch, monkeypatch):
     mamba_mixer._conv(mixer, torch.zeros(1, 3, mixer.conv1d.weight.shape[0]), None)
     assert seen == ["silu"], (f"transformers {VERSION}: the {arch} mixer's activation "
                               f"{type(mixer.act).__name__} is not recognised as SiLU, so the "
-                              "conv runs unfused (lc_models/ops/mamba_mixer.py _conv)")
+                              "conv runs unfused (lc_models/models/mamba_mixer.py _conv)")
 
 
 def test_the_gated_norm_runs_fused(monkeypatch):
-    from lc_models.ops import mamba_mixer
+    from lc_models.models import mamba_mixer
 
     calls = []
     monkeypatch.setattr(mamba_mixer, "gated_rms_norm", lambda *a, **k: calls.append(a) or a[0])
@@ -175,7 +175,7 @@ def test_the_gated_norm_runs_fused(monkeypatch):
     y = torch.zeros(1, 2, norm.weight.shape[0])
     mamba_mixer._gated_norm(norm, y, y)
     assert calls, (f"transformers {VERSION}: {type(norm).__name__} lacks group_size or "
-                   "variance_epsilon, so lc_models/ops/mamba_mixer.py _gated_norm falls back to "
+                   "variance_epsilon, so models/mamba_mixer.py _gated_norm falls back to "
                    "the module's own, slower forward")
 
 

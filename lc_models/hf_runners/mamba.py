@@ -5,7 +5,7 @@ scan that starts from a zero state, even when the cache holds the state of
 the tokens before the chunk; only single-token decoding reads it. This module
 replaces each mixer's ``forward`` (on the instance, not the class) with one
 that passes the cached state as the scan's ``initial_state`` (and runs the
-chunk channels-last, see ``lc_models.ops.mamba_mixer``).
+chunk channels-last, see ``lc_models.models.mamba_mixer``).
 
 The three mixers differ only in the optional RMS norms on dt, B and C
 (FalconMamba, Jamba), which are applied when the mixer has them.
@@ -17,7 +17,7 @@ import types
 
 import torch
 
-from lc_models.ops.mamba_mixer import mamba1_chunk
+from lc_models.models.mamba_mixer import mamba1_chunk
 from lc_models.state import CacheRunner
 
 MODEL_TYPES = ("mamba", "falcon_mamba", "jamba")
@@ -26,7 +26,7 @@ MODEL_TYPES = ("mamba", "falcon_mamba", "jamba")
 def mixer_forward(self, hidden_states, cache=None, attention_mask=None, **kwargs):
     """Mamba-1 mixer forward that carries conv and SSM state through ``cache``.
 
-    The compute is ``lc_models.ops.mamba_mixer.mamba1_chunk`` (channels last, fused scan);
+    The compute is ``lc_models.models.mamba_mixer.mamba1_chunk`` (channels last, fused scan);
     this function only moves the two states in and out of the transformers cache.
     """
     # Read both states before updating either: an update marks the layer as having a past.

@@ -3,7 +3,7 @@
 transformers' torch path for Mamba2 (``mamba2_chunk_scan``) is exact with the generic cache
 runner, but it copies B and C to every head, builds each decay matrix with a cumsum over a
 (chunk, chunk) square, and materialises all chunks of a call at once. This module replaces
-each ``Mamba2Mixer``'s ``forward`` (on the instance) with ``lc_models.ops.mamba_mixer.
+each ``Mamba2Mixer``'s ``forward`` (on the instance) with ``lc_models.models.mamba_mixer.
 mamba2_chunk`` (channels last, ``lc_models.ops.ssd``); the states travel through the model's
 own cache as before.
 """
@@ -14,7 +14,7 @@ import types
 
 import torch
 
-from lc_models.ops.mamba_mixer import mamba2_chunk
+from lc_models.models.mamba_mixer import mamba2_chunk
 from lc_models.state import CacheRunner
 
 MODEL_TYPES = ("mamba2",)

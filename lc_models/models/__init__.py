@@ -10,6 +10,11 @@ Each family module (listed in ``FAMILIES``) reads its own checkpoint format and 
 ``lc_hf`` and the tasks' tokenizer resolver only call :func:`find`, :func:`tokenizer_for` and
 :func:`special_tokenizer`; neither knows any family by name.
 
+Beside the families sit the pieces they are built of: ``stateful`` (their base class),
+``checkpoint`` (reading weights), ``rwkv_world`` (the World tokenizer) and ``mamba_mixer`` (one
+chunk through a transformers Mamba mixer, also run by the Mamba runners in
+``lc_models.hf_runners``).
+
 >>> find("/no/such/checkpoint") is None
 True
 """

@@ -9,7 +9,8 @@ head, and its residual stream stays in float32 (``residual_in_fp32``) whatever t
 dtype. This module computes it, with the state carried across chunks:
 
 * **SSM layers** are transformers' own ``MambaMixer`` / ``Mamba2Mixer`` modules (same weight
-  names as mamba_ssm), run through ``lc_models.ops.mamba_mixer`` with their conv and SSM states;
+  names as mamba_ssm), run through ``mamba_mixer`` (beside this module) with their conv and
+  SSM states;
 * **attention** (``MHA``) follows ``mamba_ssm/modules/mha.py``: packed in-projection
   ``[q | k | v | mlp_up | mlp_gate]``, an optional depthwise causal conv over q|k|v (bias, no
   activation; its last ``d_conv`` *inputs* are state), rotary on the first ``rotary_emb_dim``
@@ -39,7 +40,7 @@ from lc_models import kv_cache
 from lc_models.models.stateful import StatefulLM
 from lc_models.ops.attention import attend_chunk
 from lc_models.ops.causal_conv import causal_conv1d
-from lc_models.ops.mamba_mixer import mamba1_chunk, mamba2_chunk
+from lc_models.models.mamba_mixer import mamba1_chunk, mamba2_chunk
 from lc_models.state import LayerStates
 
 MODEL_TYPE = "mamba_ssm"

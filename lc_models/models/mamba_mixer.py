@@ -14,6 +14,9 @@ over the whole sequence, but:
 * the scan starts from ``ssm_state``: ``lc_models.ops.selective_scan`` (on a CPU, the native
   kernel with softplus, D and the gate fused in) or ``lc_models.ops.ssd`` (chunked, GEMMs).
 
+It is a layer forward, not an op: the mamba_ssm hybrids here (``mixer_model``) and the runners
+of transformers' Mamba models (``lc_models.hf_runners.mamba``, ``mamba2``) both call it.
+
 >>> import torch
 >>> from transformers import MambaConfig, MambaForCausalLM
 >>> mixer = MambaForCausalLM(MambaConfig(hidden_size=16, state_size=4,
