@@ -4,8 +4,8 @@ lm-eval calls ``build(**metadata, **dataset_kwargs)``: the metadata is
 ``--model_args`` merged with ``--metadata``; ``dataset_kwargs`` in each task
 YAML names the family and length. Returns ``{"test": Dataset}``.
 
->>> from lc_models.tiny import build_tokenizer
 >>> import tempfile; folder = tempfile.mkdtemp()
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> _ = build_tokenizer("char").save_pretrained(folder)
 >>> ds = build(family="passkey", length=1024, tokenizer=folder, num_samples=3)["test"]
 >>> len(ds), ds[0]["family"]

@@ -15,8 +15,8 @@ Sources (``make_units``):
 * ``needles``: lines that are themselves needles (RULER's multikey 2 and 3),
   supplied by the generator.
 
->>> from lc_models.tiny import build_tokenizer
 >>> from lc_tasks.sizing import TokenCounter
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> hay = grow(noise_units(lines=True), TokenCounter(build_tokenizer("char")), 60)
 >>> hay.text(8)
 'The grass is green. The sky is blue.'

@@ -11,7 +11,7 @@ estimate (cumulative token counts of the pieces, counted once) and the real
 tokenizer is only asked to check candidates: usually one or two full encodes
 per prompt, whatever the length.
 
->>> from lc_models.tiny import build_tokenizer
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> counter = TokenCounter(build_tokenizer("char"))
 >>> words = ["a" * 10] * 100                    # 100 pieces of 10 tokens each
 >>> fit = fit_to_length(lambda n: ("".join(words[:n]), None), lambda n: 10 * n,
@@ -53,7 +53,6 @@ class TokenCounter:
     Whole prompts go through the counter's ``frame`` first (``lc_tasks.chat``): a chat template
     or a system instruction is counted as part of the prompt.
 
-    >>> from lc_models.tiny import build_tokenizer
     >>> c = TokenCounter(build_tokenizer("char"))
     >>> c.count("pass key"), c.piece_counts(["ab", " cd", "ab"])
     (8, [2, 3, 2])

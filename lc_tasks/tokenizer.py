@@ -3,9 +3,10 @@
 As in lm-eval's RULER tasks: ``tokenizer`` wins, then ``pretrained`` (HF
 models), then ``model`` (API backends). Pass one with
 ``--model_args pretrained=...`` or ``--metadata '{"tokenizer": "..."}'``.
-A native mamba_ssm checkpoint ships no tokenizer, and an RWKV-6 one ships remote code;
-like ``lc_hf``, the tasks then use the one those checkpoints were trained with
-(gpt-neox-20b, the RWKV World tokenizer).
+This package knows no model family: a model plugin teaches it its own names
+through ``register`` (lc-eval's model plugin does on import: the bundled short names, the tokenizer a
+native mamba_ssm or RWKV checkpoint was trained with, the RWKV World tokenizer). Without a
+plugin, every name is a hub id, a folder or a GGUF file.
 
 >>> tokenizer_name({"pretrained": "/ckpt", "tokenizer": "/tok"})
 '/tok'
@@ -15,14 +16,16 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from lc_tasks.errors import UsageError
 
-__all__ = ["MissingTokenizer", "checkpoint_location", "load_tokenizer", "resolve_tokenizer",
-           "tokenizer_name"]
+__all__ = ["Hooks", "MissingTokenizer", "checkpoint_location", "load_tokenizer", "register",
+           "resolve_tokenizer", "tokenizer_name"]
 
 TOKENIZER_KEYS = ("tokenizer", "pretrained", "model")
 UNLIMITED = int(1e30)  # transformers' own "no limit" model_max_length
@@ -41,26 +44,40 @@ def tokenizer_name(options: dict[str, Any]) -> str | None:
     return None
 
 
-def _plugin(module: str):
-    """A module of lc-eval's model plugin (``lc_models``), or None where it is not installed:
-    the tasks also run from lm-eval's own task folder, with only this package's data code."""
-    import importlib
+@dataclass
+class Hooks:
+    """What a model plugin knows of its own checkpoints, each a function or None.
 
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+    * ``local_path(name) -> str``: a short name's path, any other name unchanged;
+    * ``default_tokenizer(path) -> str | None``: the tokenizer of a checkpoint that ships none;
+    * ``special_tokenizer(name) -> tokenizer | None``: a tokenizer no ``tokenizers`` file
+      expresses (the RWKV World tokenizer), loaded.
+    """
+
+    local_path: Callable[[str], str] | None = None
+    default_tokenizer: Callable[[str], str | None] | None = None
+    special_tokenizer: Callable[[str], Any] | None = None
+
+
+_HOOKS = Hooks()
+
+
+def register(hooks: Hooks) -> None:
+    """Install a model plugin's ``hooks`` (the last registered wins; idempotent)."""
+    global _HOOKS
+    if hooks != _HOOKS:
+        _HOOKS = hooks
+        load_tokenizer.cache_clear()
 
 
 def local_path(name: str) -> str:
     """Where a short model name points. The one place for bundled-model lookup.
 
-    Short names of bundled models (``lc_models.zoo``, e.g. ``tiny-llama``) map
-    to their folders, those of installed real models (``smollm2-135m-instruct``) to their
-    GGUF files; any other name (hub id or path) is returned unchanged.
+    A plugin's short names (lc-eval's bundled models, e.g. ``tiny-llama``) map to their
+    folders, those of installed real models (``smollm2-135m-instruct``) to their GGUF files;
+    any other name (hub id or path) is returned unchanged.
     """
-    zoo = _plugin("lc_models.zoo")
-    return zoo.resolve(name) if zoo else name
+    return _HOOKS.local_path(name) if _HOOKS.local_path else name
 
 
 def checkpoint_location(pretrained: str, gguf_file: str | None = None
@@ -91,10 +108,10 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, gguf_file: str | 
     checkpoint (a ``.gguf`` path, or a folder with ``gguf_file``: its own tokenizer)."""
     from transformers import AutoTokenizer
 
-    models = _plugin("lc_models.models")
     folder, gguf_file = checkpoint_location(name, gguf_file)
     try:
-        special = models.special_tokenizer(folder) if models and not gguf_file else None
+        special = (_HOOKS.special_tokenizer(folder)
+                   if _HOOKS.special_tokenizer and not gguf_file else None)
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         tok = special or AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code,
                                                        **extra)
@@ -112,10 +129,10 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, gguf_file: str | 
 
 
 def _native_default(pretrained: str) -> str:
-    """The tokenizer of a checkpoint lc_hf loads itself (a native mamba_ssm checkpoint:
-    gpt-neox-20b; RWKV-6: the World tokenizer), else ``pretrained`` unchanged."""
-    models = _plugin("lc_models.models")
-    return (models.tokenizer_for(local_path(pretrained)) if models else None) or pretrained
+    """The tokenizer a plugin names for a checkpoint that ships none (a native mamba_ssm
+    checkpoint: gpt-neox-20b; RWKV-6: the World tokenizer), else ``pretrained`` unchanged."""
+    found = _HOOKS.default_tokenizer(local_path(pretrained)) if _HOOKS.default_tokenizer else None
+    return found or pretrained
 
 
 def resolve_tokenizer(options: dict[str, Any], task: str = "this task"):

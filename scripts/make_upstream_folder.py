@@ -4,7 +4,7 @@
     cp -r /tmp/upstream/lc_eval <lm-evaluation-harness>/lm_eval/tasks/
 
 The folder holds the YAMLs, the READMEs and ``lc_tasks/``, the copy of this package's task
-code they run. See ``lc_tasks.upstream`` for its shape and why, the README's "Contributing
+code they run. See ``lc_eval.upstream`` for its shape and why, the README's "Contributing
 upstream" section for the steps of the pull request, and ``scripts/check_upstream.sh`` for
 lm-eval's own checks on it.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from lc_eval.upstream import HOMEPAGE, check_out, write_folder
+from lc_eval.upstream_readme import tasks_readme_line
 from lc_tasks.errors import UsageError
-from lc_tasks.upstream import HOMEPAGE, check_out, write_folder
-from lc_tasks.upstream_readme import tasks_readme_line
 
 
 def main(argv=None) -> None:

@@ -20,7 +20,7 @@ DEFAULT_DEPTHS = (0.0, 50.0, 100.0)
 
 def doc(task: str, index: int, depth: Any) -> dict[str, Any]:
     """A document shaped like lc-eval's (see the conventions in the team brief)."""
-    from lc_tasks.report.names import parse_task
+    from lc_eval.report.names import parse_task
 
     family, length = parse_task(task)
     return {

@@ -45,8 +45,8 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
     from report_helpers import write_run
     from safetensors.torch import load_file, save_file
 
-    from lc_models.tiny import build_tokenizer
-    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, rwkv6_state, save_mamba_ssm
+    from lc_models.zoo.tiny import build_tokenizer
+    from lc_models.zoo.tiny_native import MAMBA_SSM_CONFIGS, rwkv6_state, save_mamba_ssm
 
     root = tmp_path_factory.mktemp("load-checks")
     char, bpe = tokenizer_dir("char"), tokenizer_dir("bpe")
@@ -159,7 +159,7 @@ def test_a_bad_input_at_load_is_one_line(case, cases, outcomes):
 
 
 @pytest.mark.parametrize("name", ["lc_models.load_checks", "lc_models.models.checkpoint",
-                                  "lc_tasks.report.load"])
+                                  "lc_eval.report.load"])
 def test_docstring_examples_hold(name):
     import doctest
     import importlib

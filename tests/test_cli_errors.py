@@ -262,7 +262,7 @@ def files(tmp_path_factory, tiny_model, tokenizer_dir):
     from report_helpers import write_run
 
     from lc_models import zoo
-    from lc_models.tiny_native import MAMBA_SSM_CONFIGS
+    from lc_models.zoo.tiny_native import MAMBA_SSM_CONFIGS
 
     root = tmp_path_factory.mktemp("bad-inputs")
     (root / "empty.txt").write_text("")
@@ -395,13 +395,13 @@ KNOWN = {"lc_niah_single_1k", "lc_vt_1k", "lc_cwe_1k", "lc_passkey_1k", *GROUPS}
     (["hellaswag", "lc_niah_*", "lc_suite_1k"], ["hellaswag", "lc_suite_1k"]),
 ], ids=["distinct", "task-and-group", "twice", "glob-inside-group", "with-lm-eval-task"])
 def test_run_once_keeps_each_task_once(entries, expected):
-    from lc_tasks.preflight import run_once
+    from lc_eval.preflight import run_once
 
     assert run_once(entries, KNOWN, GROUPS) == expected
 
 
 def test_run_once_refuses_groups_that_share_tasks():
-    from lc_tasks.preflight import run_once
+    from lc_eval.preflight import run_once
 
     with pytest.raises(UsageError, match="lc_suite_1k and lc_big_1k, which share 1 tasks"):
         run_once(["lc_suite_1k", "lc_big_1k"], KNOWN, GROUPS)
@@ -410,7 +410,7 @@ def test_run_once_refuses_groups_that_share_tasks():
 def test_a_model_arg_given_only_in_model_args_moves_to_the_flag():
     import argparse
 
-    from lc_tasks.preflight import check_given_once
+    from lc_eval.preflight import check_given_once
 
     args = argparse.Namespace(model_args={"pretrained": "m", "device": "cpu", "batch_size": 2},
                               device=None, max_batch_size=None)
@@ -429,14 +429,14 @@ def test_a_model_arg_given_only_in_model_args_moves_to_the_flag():
     ({"LC_EVAL_TRACEBACK": "on"}, "LC_EVAL_TRACEBACK='on'"),
 ])
 def test_a_switch_with_a_value_lc_eval_does_not_read_is_refused(environ, message):
-    from lc_tasks.preflight import check_environment
+    from lc_eval.preflight import check_environment
 
     with pytest.raises(UsageError, match=message):
         check_environment(environ)
 
 
 def test_switches_with_values_lc_eval_reads_pass(tmp_path):
-    from lc_tasks.preflight import check_environment
+    from lc_eval.preflight import check_environment
 
     check_environment({"LC_EVAL_NATIVE": "0", "LC_EVAL_TRACEBACK": "True",
                        "LC_EVAL_CACHE": str(tmp_path / "new")})

@@ -275,8 +275,8 @@ def test_lc_hf_equals_stock_hf_on_real_weights(name, lengths, tmp_path):
 
 
 def test_the_report_reads_a_gguf_checkpoints_training_length_from_its_metadata(smol):
-    from lc_tasks.report.load import Run
-    from lc_tasks.report.models import training_length
+    from lc_eval.report.load import Run
+    from lc_eval.report.models import training_length
 
     for args in ({"pretrained": str(smol.parent), "gguf_file": smol.name},
                  {"pretrained": str(smol)}):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from lc_tasks.report import build_report, write_report
-from lc_tasks.report.names import length_label
+from lc_eval.report import build_report, write_report
+from lc_eval.report.names import length_label
 
 ARCHS = ("llama", "mamba")
 FAMILIES = ("passkey", "niah_single")

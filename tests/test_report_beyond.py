@@ -10,7 +10,7 @@ from conftest import run_cli
 from report_helpers import write_run
 from test_report import markdown_table
 
-from lc_tasks.report.build import build_report
+from lc_eval.report.build import build_report
 
 
 def _add(results_file, tasks: dict[str, float], metadata: dict | None = None) -> None:

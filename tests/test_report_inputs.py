@@ -13,9 +13,9 @@ import pytest
 from conftest import run_cli
 from report_helpers import read_results, write_run
 
-from lc_tasks.cli import main as lc_eval
-from lc_tasks.report import build_report, write_report
-from lc_tasks.report.names import SUITE_FAMILIES
+from lc_eval.cli import main as lc_eval
+from lc_eval.report import build_report, write_report
+from lc_eval.report.names import SUITE_FAMILIES
 
 
 def report_md(out) -> str:

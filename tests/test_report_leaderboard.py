@@ -9,8 +9,8 @@ import pytest
 from conftest import run_cli
 from report_helpers import write_run
 
-from lc_tasks.cli import main as lc_eval
-from lc_tasks.report.leaderboard import averages
+from lc_eval.cli import main as lc_eval
+from lc_eval.report.leaderboard import averages
 
 # RULER's published table (README of NVIDIA/RULER): per-length scores 4K..128K and its
 # Avg, wAvg (inc), wAvg (dec), as printed (one decimal).

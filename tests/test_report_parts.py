@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from lc_tasks.report.effective import effective_length
-from lc_tasks.report.load import Run
-from lc_tasks.report.markdown import table
-from lc_tasks.report.models import display_names, training_length
-from lc_tasks.report.names import SUITE, family_order, length_label, parse_length, parse_task
+from lc_eval.report.cells import table
+from lc_eval.report.effective import effective_length
+from lc_eval.report.load import Run
+from lc_eval.report.models import display_names, training_length
+from lc_eval.report.names import SUITE, family_order, length_label, parse_length, parse_task
 
 
 @pytest.mark.parametrize(
@@ -192,6 +192,6 @@ def test_docstring_examples_hold(module):
     import doctest
     import importlib
 
-    mod = importlib.import_module(f"lc_tasks.report.{module}")
+    mod = importlib.import_module(f"lc_eval.report.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0, f"{result.failed} docstring example(s) of {mod.__name__} failed"

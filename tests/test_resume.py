@@ -95,7 +95,7 @@ def test_results_are_written_atomically(tmp_path, monkeypatch):
 
     from lm_eval.loggers.evaluation_tracker import EvaluationTracker
 
-    from lc_tasks import cli
+    from lc_eval import cli
 
     target = tmp_path / "results_x.json"
     target.write_text('{"old": true}')

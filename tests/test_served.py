@@ -1,4 +1,4 @@
-"""Our tasks through served engines (``lc_tasks.served``), against a test-made OpenAI-compatible
+"""Our tasks through served engines (``lc_eval.served``), against a test-made OpenAI-compatible
 server (``fake_server``) that behaves like vLLM or like llama-cpp-python where it matters: the
 real ``lc-eval`` CLI, lm-eval's real API models, a real tokenizer with a chat template.
 
@@ -21,7 +21,7 @@ import pytest
 from conftest import read_run, run_cli
 from fake_server import CHAT_TEMPLATE, FakeServer
 
-from lc_tasks import server as http
+from lc_eval import server as http
 from lc_tasks.errors import UsageError
 
 SYSTEM = "Reply with the number only."
@@ -34,7 +34,7 @@ def chat_tokenizer(tmp_path_factory):
     """A char tokenizer with a chat template, saved: ``(folder, tokenizer)``."""
     from transformers import AutoTokenizer
 
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     folder = tmp_path_factory.mktemp("chat-tok")
     tok = build_tokenizer("char")
@@ -50,7 +50,7 @@ def bos_tokenizer(tmp_path_factory):
     from tokenizers.processors import TemplateProcessing
     from transformers import AutoTokenizer
 
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     folder = tmp_path_factory.mktemp("bos-tok")
     tok = build_tokenizer("char")
@@ -269,7 +269,7 @@ def test_first_try_failures_are_one_line(case, failures):
 
 
 def test_missing_api_extra_names_the_install(monkeypatch):
-    from lc_tasks import served
+    from lc_eval import served
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -280,7 +280,7 @@ def test_missing_api_extra_names_the_install(monkeypatch):
 
 
 def test_in_process_engine_context_shorter_than_a_task_is_refused(monkeypatch):
-    from lc_tasks import served
+    from lc_eval import served
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -317,7 +317,7 @@ def test_client_rendering_is_lm_evals_hf_rendering(chat_tokenizer):
 
     from lm_eval.models.huggingface import HFLM
 
-    from lc_tasks.served import render_chat
+    from lc_eval.served import render_chat
 
     tok = chat_tokenizer[1]
     history = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Q?"},

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from test_report import markdown_table
 
-from lc_tasks.report.state_study import format_bytes
+from lc_eval.report.state_study import format_bytes
 
 ARCHS = ("llama", "mamba2")
 PAIRS = ("lc_kvrecall_1k_p01", "lc_kvrecall_1k_p04")

@@ -24,19 +24,17 @@ import lm_eval
 import pytest
 from conftest import read_run, run_cli
 
-from lc_tasks import dataset
-from lc_tasks.errors import UsageError
-from lc_tasks.families import FAMILIES, GROUPS
-from lc_tasks.upstream import BASE, FOLDER, TAG, UPSTREAM_LENGTHS, folder_names
-from lc_tasks.upstream_copy import (
+from lc_eval.upstream import BASE, FOLDER, TAG, UPSTREAM_LENGTHS, folder_names
+from lc_eval.upstream_folder import (
     PACKAGE,
     PREFIX,
     ROOT,
-    closure,
-    data_folders,
-    module_file,
     original,
+    package_files,
 )
+from lc_tasks import dataset
+from lc_tasks.errors import UsageError
+from lc_tasks.families import FAMILIES, GROUPS
 from lc_tasks.upstream_entry import MARK, VALIDATION_DOCS, build, process_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +42,7 @@ BLOCK = """
 import importlib.abc, sys
 class _NoPlugin(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("lc_models", "lc_tasks"):
+        if name.split(".")[0] in ("lc_eval", "lc_models", "lc_tasks"):
             raise ImportError(f"{name} is not importable in this test: lc-eval is not installed")
 sys.meta_path.insert(0, _NoPlugin())
 """
@@ -156,21 +154,17 @@ def test_every_function_points_into_the_copy(made):
 def test_the_copy_is_the_packages_code(made):
     copied = sorted(p.relative_to(made / PACKAGE).as_posix()
                     for p in (made / PACKAGE).rglob("*.py"))
-    entries = {f.rpartition(".")[0].replace(PREFIX, PACKAGE)
-               for f in re.findall(r"!function (\S+)",
-                                   "".join(p.read_text() for p in made.rglob("*yaml")))}
-    expected = sorted(module_file(m).relative_to(ROOT).as_posix()
-                      for m in closure(sorted(entries)))
-    assert copied == expected
+    expected = sorted(p.relative_to(ROOT).as_posix() for p in package_files()
+                      if p.suffix == ".py")
+    assert copied == expected and "dataset.py" in copied and "upstream_entry.py" in copied
     for rel in copied:
         assert original((made / PACKAGE / rel).read_text()) == (ROOT / rel).read_text(), \
             f"lc_tasks/{rel} differs from its copy"
-    for folder in data_folders():
-        for path in folder.rglob("*"):
-            if path.is_file():
-                copy = made / PACKAGE / path.relative_to(ROOT)
-                assert copy.read_bytes() == path.read_bytes(), path
-    assert "lc_tasks.cli" not in closure(sorted(entries))
+    data = [p for p in package_files() if p.suffix != ".py"]
+    assert data, "the package's word lists and templates are copied"
+    for path in data:
+        assert (made / PACKAGE / path.relative_to(ROOT)).read_bytes() == path.read_bytes(), path
+    assert not (made / PACKAGE / "task_configs").exists()
 
 
 def test_the_copy_imports_no_lc_eval_module(made):
@@ -258,8 +252,8 @@ def test_a_group_loads_alone_without_a_model(overlay):
     assert all(flags == [True] * VALIDATION_DOCS for flags in loaded.values())
 
 
-@pytest.mark.parametrize("module", ["lc_tasks.upstream", "lc_tasks.upstream_copy",
-                                    "lc_tasks.upstream_entry", "lc_tasks.upstream_readme"])
+@pytest.mark.parametrize("module", ["lc_eval.upstream", "lc_eval.upstream_folder",
+                                    "lc_tasks.upstream_entry", "lc_eval.upstream_readme"])
 def test_docstring_examples_hold(module):
     import doctest
     import importlib

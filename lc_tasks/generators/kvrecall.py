@@ -10,9 +10,9 @@ order, values distinct. The first asked pair is the one nearest the doc's depth 
 from each asked pair to the end of the prompt, where the question is.
 
 >>> import re
->>> from lc_models.tiny import build_tokenizer
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> doc = generate(task_spec("kvrecall", 2048, num_samples=1, num_pairs=8),
 ...                build_tokenizer("bpe"))[0]
 >>> pairs = re.findall(r"The number of ([a-z]+-[a-z]+) is (\d+)\.", doc["input"])

@@ -16,9 +16,9 @@ lm-eval encodes a context), so the tokens lm-eval scores for the buckets are the
 document's own tokens, each exactly once. The first bucket's context is the first word
 (a context cannot be empty without lm-eval putting a BOS/EOS token before it).
 
->>> from lc_models.tiny import build_tokenizer
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> doc = generate(task_spec("ppl", 4096, num_samples=1), build_tokenizer("bpe"))[0]
 >>> [b["label"] for b in doc["buckets"]], doc["buckets"][1]["start"] <= 1024
 (['0-1k', '1k-2k', '2k-4k'], True)

@@ -10,9 +10,9 @@ spans the whole context. With ``parity`` every swap is of boxes A and B, and the
 the parity of the count. Each doc records the initial contents, the swaps, the contents
 after each swap, the asked box, and the token position of the statement and of every swap.
 
->>> from lc_models.tiny import build_tokenizer
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
 >>> doc = generate(task_spec("statetrack", 1024, num_samples=1, num_ops=4),
 ...                build_tokenizer("bpe"))[0]
 >>> len(doc["swaps"]), doc["states"][-1][BOXES.index(doc["box"])] == doc["outputs"][0]

@@ -12,7 +12,7 @@ through the tasks' own resolver), and for ``vllm``/``sglang`` the package and a
 
 ``prepare(lm, lengths, chat, model_args)``, once the model exists and before any request:
 
-* the server's own context (``lc_tasks.server.discover``) against each task's length; lm-eval's
+* the server's own context (``lc_eval.server.discover``) against each task's length; lm-eval's
   client ``max_length`` (2048 unless given) becomes the server's, where it reports one;
 * greedy decoding as in process: ``repeat_penalty: 1.0`` on every generation request
   (llama-cpp-python's server penalizes repeated tokens unless told);
@@ -35,9 +35,9 @@ import importlib.util
 import logging
 from typing import Any
 
-from lc_tasks import server as http
+from lc_eval import server as http
+from lc_eval.served_failures import RESTART, one_line_failures
 from lc_tasks.errors import UsageError
-from lc_tasks.served_failures import RESTART, one_line_failures
 
 __all__ = ["IN_PROCESS", "SERVED", "check_model", "prepare", "render_chat"]
 

@@ -8,7 +8,7 @@ parser unchanged. On top of that it
 * adds our task folder to ``--include_path`` (a user's own path still works
   and wins on name clashes, since it is scanned after ours),
 * adds our own subcommands, listed in ``SUBCOMMANDS``,
-* checks a ``run`` before it starts (``lc_tasks.preflight``) and refuses one whose model
+* checks a ``run`` before it starts (``lc_eval.preflight``) and refuses one whose model
   would truncate our tasks (``--allow_truncation`` to measure that on purpose),
 * indexes only our task folders when every task asked for is there (seconds instead of
   lm-eval's half-minute index of all its tasks), and with ``--limit N`` has our tasks build
@@ -20,7 +20,7 @@ parser unchanged. On top of that it
 * ends every user error with one line, ``lc-eval: error: ...``, and exit status 2, without
   a traceback (``--traceback`` or ``LC_EVAL_TRACEBACK=1`` shows it, for bug reports).
 
-Data-parallel runs work the same way: ``accelerate launch -m lc_tasks run ...``.
+Data-parallel runs work the same way: ``accelerate launch -m lc_eval run ...``.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from lc_tasks.errors import UsageError
 # ``add_subcommand(subparsers)``, which adds a parser whose default ``func``
 # takes the parsed namespace.
 SUBCOMMANDS: list[str] = [
-    "lc_tasks.tasks_cli",
-    "lc_tasks.report.cli",
-    "lc_models.zoo.cli",
+    "lc_eval.tasks_cli",
+    "lc_eval.report.cli",
+    "lc_eval.zoo_cli",
 ]
 HELP = ("lm-evaluation-harness with the lc-eval plugin loaded: length-sweeping long-context "
         "tasks lc_<family>_<length> (1k .. 1m tokens of the model's own tokenizer) and the lc_hf "
@@ -130,11 +130,11 @@ def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None =
                    chat: bool = False) -> None:
     """Check the model against the tasks' lengths once both exist, before any request (a
     served model first: its server's context, a probe request, chat prompts rendered as
-    ``lc_hf`` reads them, ``lc_tasks.served``)."""
+    ``lc_hf`` reads them, ``lc_eval.served``)."""
     import lm_eval.evaluator
 
-    from lc_tasks.preflight import check_lengths, guard_requests, task_lengths
-    from lc_tasks.served import prepare
+    from lc_eval.preflight import check_lengths, guard_requests, task_lengths
+    from lc_eval.served import prepare
 
     evaluate = lm_eval.evaluator.evaluate
 
@@ -217,8 +217,8 @@ def _keep_results(kept: list) -> None:
 
 
 def _prepare_run(args, kept: list) -> None:
-    from lc_tasks.preflight import check_run, family_lengths, locate_checkpoint, requested
-    from lc_tasks.served import check_model
+    from lc_eval.preflight import check_run, family_lengths, locate_checkpoint, requested
+    from lc_eval.served import check_model
 
     allow = args.__dict__.pop("allow_truncation", False) or os.environ.get(
         "LC_EVAL_ALLOW_TRUNCATION", "").strip().lower() in ("1", "true")
@@ -295,8 +295,6 @@ def _close_progress_bars() -> None:
 def _main() -> None:
     from lm_eval.utils import setup_logging
 
-    import lc_models  # noqa: F401  (registers lc_hf and friends)
-
     setup_logging()
     cli = build_cli()
     try:
@@ -318,7 +316,7 @@ def _main() -> None:
         raise usage from err
     _leave_process_group()
     if kept and kept[0]:  # rank 0 gets the results; the others None
-        from lc_tasks.summary import summary_tables
+        from lc_eval.summary import summary_tables
 
         table = summary_tables(kept[0])
         if table:

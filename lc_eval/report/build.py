@@ -5,20 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lc_tasks.report import beyond as beyond_literal
-from lc_tasks.report.effective import RULER_THRESHOLD, EffectiveLength, effective_length
-from lc_tasks.report.load import Run, find_results_files, load_run
-from lc_tasks.report.merge import ModelRuns, merge_runs
-from lc_tasks.report.models import TrainingLength, display_names, training_length
-from lc_tasks.report.names import (
+from lc_eval.report import beyond as beyond_literal
+from lc_eval.report.effective import RULER_THRESHOLD, EffectiveLength, effective_length
+from lc_eval.report.load import Run, find_results_files, load_run
+from lc_eval.report.merge import ModelRuns, merge_runs
+from lc_eval.report.models import TrainingLength, display_names, training_length
+from lc_eval.report.names import (
     SUITE,
     family_order,
     length_label,
     parse_pair_task,
     parse_task,
 )
-from lc_tasks.report.scores import Score, depth_scores, sort_scores, suite_means, task_scores
-from lc_tasks.report.state_study import StateStudy, collect
+from lc_eval.report.scores import Score, depth_scores, sort_scores, suite_means, task_scores
+from lc_eval.report.state_study import StateStudy, collect
 
 
 @dataclass

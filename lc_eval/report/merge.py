@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lc_tasks.report.load import Run
-from lc_tasks.report.models import model_key
+from lc_eval.report.load import Run
+from lc_eval.report.models import model_key
 
 
 @dataclass

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from lc_tasks.progress import leave_bar
-from lc_tasks.report.load import read_samples
-from lc_tasks.report.merge import ModelRuns
-from lc_tasks.report.names import (
+from lc_eval.report.load import read_samples
+from lc_eval.report.merge import ModelRuns
+from lc_eval.report.names import (
     FIRST_NEEDLE_AT_DEPTH,
     SUITE,
     SUITE_FAMILIES,
@@ -27,6 +26,7 @@ from lc_tasks.report.names import (
     length_label,
     parse_task,
 )
+from lc_tasks.progress import leave_bar
 
 METRIC = "acc"
 

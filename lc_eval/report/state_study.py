@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lc_tasks.report.load import STATE_KEYS
-from lc_tasks.report.names import length_label, parse_length, parse_pair_task, parse_task
-from lc_tasks.report.scores import pick_metric
+from lc_eval.report.load import STATE_KEYS
+from lc_eval.report.names import length_label, parse_length, parse_pair_task, parse_task
+from lc_eval.report.scores import pick_metric
 
 __all__ = ["StateStudy", "collect", "draw", "format_bytes", "nll_metrics", "parse_bucket"]
 
@@ -110,7 +110,7 @@ def collect(models) -> StateStudy:
 
 def draw(study: StateStudy, training: dict[str, int | None], out: Path, unique) -> dict[str, str]:
     """The study's figures into ``out``; figure key -> file name (``unique`` picks free names)."""
-    from lc_tasks.report.figures import plot_lines
+    from lc_eval.report.figures import plot_lines
 
     drawn = {}
     for length, by_model in study.capacity.items():

@@ -7,7 +7,7 @@ import argparse
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``tasks`` to lc-eval's subcommands (see ``lc_tasks.cli.SUBCOMMANDS``)."""
+    """Add ``tasks`` to lc-eval's subcommands (see ``lc_eval.cli.SUBCOMMANDS``)."""
     parser = subparsers.add_parser(
         "tasks",
         help="List lc-eval's tasks: lc_<family>_<length> and the lc_suite_<length> groups",

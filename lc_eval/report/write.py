@@ -8,12 +8,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from lc_eval.report import beyond, leaderboard, state_study
+from lc_eval.report.build import Report
+from lc_eval.report.figures import plot_curves, plot_heatmap
+from lc_eval.report.markdown import family_title, render
+from lc_eval.report.names import length_label
 from lc_tasks.progress import leave_bar
-from lc_tasks.report import beyond, leaderboard, state_study
-from lc_tasks.report.build import Report
-from lc_tasks.report.figures import plot_curves, plot_heatmap
-from lc_tasks.report.markdown import family_title, render
-from lc_tasks.report.names import length_label
 
 CSV_COLUMNS = [
     "model", "family", "length", "length_label", "depth", "score", "n", "stderr", "source", "task",

@@ -1,7 +1,7 @@
 """Reports from lm-eval output: the model x length tables, effective context lengths,
 score-vs-length curves and depth x length heatmaps of a long-context study.
 
->>> from lc_tasks.report import build_report, write_report
+>>> from lc_eval.report import build_report, write_report
 >>> report = build_report(["results/"], training_lengths={"llama": 4096})  # doctest: +SKIP
 >>> write_report(report, "report/")  # report.md, scores.csv, *.png  # doctest: +SKIP
 
@@ -13,7 +13,7 @@ score table), ``effective`` (effective context length), ``build`` (assembling a
 
 from __future__ import annotations
 
-from lc_tasks.report.build import Report, build_report
-from lc_tasks.report.write import write_report
+from lc_eval.report.build import Report, build_report
+from lc_eval.report.write import write_report
 
 __all__ = ["Report", "build_report", "write_report"]

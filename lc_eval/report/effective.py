@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lc_tasks.report.names import length_label
+from lc_eval.report.names import length_label
 
 RULER_THRESHOLD = 85.6  # percent
 

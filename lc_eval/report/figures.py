@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lc_tasks.report.names import length_label
+from lc_eval.report.names import length_label
 
 _MARKERS = "osD^vP*X"
 _PNG_META = {"Software": None}  # no matplotlib version stamp: identical inputs, identical bytes

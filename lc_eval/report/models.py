@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from lc_tasks.report.load import Run
+from lc_eval.report.load import Run
 from lc_tasks.tokenizer import local_path
 
 # Model types whose ``max_position_embeddings`` is not a training length: recurrent or

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 
-from lc_tasks.report import beyond as beyond_literal
-from lc_tasks.report.build import ModelReport, Report
-from lc_tasks.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
-from lc_tasks.report.state_study import format_bytes
-
-MISSING = "-"
-
-
-def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """A Markdown table; the first ``left`` columns left-aligned (text), the rest right-aligned.
-
-    >>> print(table(["model", "1k"], [["llama", "50.00"]]))
-    | model | 1k |
-    | :-- | --: |
-    | llama | 50.00 |
-    """
-    rule = [":--" if i < left else "--:" for i in range(len(header))]
-    lines = [header, rule, *rows]
-    return "\n".join("| " + " | ".join(_cell(c) for c in line) + " |" for line in lines)
-
-
-def percent(value: float | None) -> str:
-    """A score in percent with two decimals, as in the paper; ``-`` when not measured."""
-    return MISSING if value is None or math.isnan(value) else f"{value:.2f}"
+from lc_eval.report import beyond as beyond_literal
+from lc_eval.report.build import ModelReport, Report
+from lc_eval.report.cells import MISSING, nats, number, percent, table
+from lc_eval.report.names import SUITE, SUITE_FAMILIES, length_label, parse_task
+from lc_eval.report.state_study import format_bytes
 
 
 def family_title(family: str) -> str:
@@ -206,7 +186,7 @@ def _other_tasks(report: Report) -> str:
     models = [m for m in report.models if m.other_tasks]
     values = {(m.name, t, k): v for m in models for t, k, v in m.other_tasks}
     rows = [
-        [task, metric, *[_number(values.get((m.name, task, metric))) for m in models]]
+        [task, metric, *[number(values.get((m.name, task, metric))) for m in models]]
         for task, metric in keys
     ]
     return (
@@ -243,7 +223,7 @@ def _state_study(report: Report, figures: dict[str, str]) -> str:
                          f"({figures[f'capacity/{length}']})")
     if study.losses:
         buckets = sorted({b for _, losses in study.losses.values() for b in losses})
-        rows = [[m, f"lc_ppl_{length_label(n)}", *[_nats(losses.get(b)) for b in buckets]]
+        rows = [[m, f"lc_ppl_{length_label(n)}", *[nats(losses.get(b)) for b in buckets]]
                 for m, (n, losses) in study.losses.items()]
         parts += ["### Loss by position",
                   ("Negative log-likelihood per token (nats) of the tokens in each position "
@@ -257,10 +237,6 @@ def _state_study(report: Report, figures: dict[str, str]) -> str:
     if not parts:
         return ""
     return "\n\n".join(parts)
-
-
-def _nats(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
 
 
 def _inputs(report: Report) -> str:
@@ -295,12 +271,4 @@ def _first_metric(report: Report, task: str) -> str:
 
 def _other_value(m: ModelReport, task: str, metric: str) -> str:
     values = {(t, k): v for t, k, v in m.other_tasks}
-    return _number(values.get((task, metric)))
-
-
-def _number(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.4f}"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return number(values.get((task, metric)))

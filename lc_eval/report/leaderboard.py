@@ -18,8 +18,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lc_eval.report.names import length_label, parse_length
 from lc_tasks.errors import UsageError
-from lc_tasks.report.names import length_label, parse_length
 
 RULER_LENGTHS = (4096, 8192, 16384, 32768, 65536, 131072)
 CSV_COLUMNS = ("model", "claimed length", "effective length")

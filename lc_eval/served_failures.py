@@ -1,4 +1,4 @@
-"""HTTP failures during a served run, each ended in one line (``lc_tasks.served``).
+"""HTTP failures during a served run, each ended in one line (``lc_eval.served``).
 
 lm-eval's API models retry a failed request (tenacity) and end in a traceback from requests or
 aiohttp that hides the server's own words: lm-eval logs them as a warning before each retry
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from lc_tasks import server as http
+from lc_eval import server as http
 from lc_tasks.errors import UsageError
 
 __all__ = ["RESTART", "one_line_failures"]

@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lc_tasks.report.names import length_label, parse_length, parse_task
-from lc_tasks.report.scores import pick_metric
+from lc_eval.report.cells import percent, table
+from lc_eval.report.names import length_label, parse_length, parse_task
+from lc_eval.report.scores import pick_metric
 
 __all__ = ["LITERAL", "SWEPT", "Beyond", "collect", "draw", "parse_sweep_task"]
 
@@ -97,7 +98,7 @@ def collect(models) -> Beyond:
 
 def draw(beyond: Beyond, out: Path, unique) -> dict[str, str]:
     """The sweep curves into ``out``; key ``sweep/<family>/<length>`` -> file name."""
-    from lc_tasks.report.figures import plot_lines
+    from lc_eval.report.figures import plot_lines
 
     drawn = {}
     for family, by_length in beyond.sweeps.items():
@@ -113,8 +114,6 @@ def draw(beyond: Beyond, out: Path, unique) -> dict[str, str]:
 
 def section(beyond: Beyond, figures: dict[str, str]) -> str:
     """The "Beyond literal retrieval" section of ``report.md`` ("" when there is nothing)."""
-    from lc_tasks.report.markdown import percent, table
-
     parts = []
     if beyond.latent:
         lengths = sorted({n for curve in beyond.latent.values() for n in curve})

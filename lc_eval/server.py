@@ -2,7 +2,7 @@
 
 lm-eval's API models (``local-completions``, ``local-chat-completions``) send our prompts to a
 server: vLLM, sglang, TGI, llama.cpp's ``llama-server`` or llama-cpp-python's server. Before a
-run spends time, ``lc_tasks.served`` asks the server here:
+run spends time, ``lc_eval.served`` asks the server here:
 
 * whether it answers at all (``discover``: ``GET <prefix>/models``),
 * how long a context it serves, where it says so (``Server.context``): vLLM and sglang in
@@ -10,7 +10,7 @@ run spends time, ``lc_tasks.served`` asks the server here:
   (``default_generation_settings.n_ctx``), TGI in ``/info`` (``max_total_tokens``);
   llama-cpp-python reports none, so there the first request's 400 is read instead
   (``context_in_error``);
-* whether a one-token request goes through (``post``), the probe ``lc_tasks.served`` sends.
+* whether a one-token request goes through (``post``), the probe ``lc_eval.served`` sends.
 
 Only the standard library: this runs before lm-eval's ``[api]`` extra is known to be there.
 

@@ -14,7 +14,7 @@ import argparse
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``zoo`` to lc-eval's subcommands (see ``lc_tasks.cli.SUBCOMMANDS``)."""
+    """Add ``zoo`` to lc-eval's subcommands (see ``lc_eval.cli.SUBCOMMANDS``)."""
     parser = subparsers.add_parser(
         "zoo",
         help="List the bundled tiny models and the installed real ones (name, tab, path)",

@@ -1,4 +1,4 @@
-"""``lc-eval report RUN... --out DIR``: the command-line face of ``lc_tasks.report``."""
+"""``lc-eval report RUN... --out DIR``: the command-line face of ``lc_eval.report``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from lc_tasks.report.effective import RULER_THRESHOLD
-from lc_tasks.report.names import parse_length
+from lc_eval.report.effective import RULER_THRESHOLD
+from lc_eval.report.names import parse_length
 
 
 def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Add ``report`` to lc-eval's subcommands (see ``lc_tasks.cli.SUBCOMMANDS``)."""
+    """Add ``report`` to lc-eval's subcommands (see ``lc_eval.cli.SUBCOMMANDS``)."""
     parser = subparsers.add_parser(
         "report",
         help="Tables, effective context lengths and figures from lm-eval output",
@@ -88,7 +88,7 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     """Build and write the report; bad input exits with one line naming the problem."""
-    from lc_tasks.report import build_report, write_report
+    from lc_eval.report import build_report, write_report
 
     try:
         training = {name: _tokens("--training-length", name, tokens)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> None:
             summary_family=args.summary,
             depth_step=args.depth_step,
         )
-        from lc_tasks.report.leaderboard import read_published
+        from lc_eval.report.leaderboard import read_published
 
         published = [row for path in args.published for row in read_published(path)]
         claimed = {name: _tokens("--claimed-length", name, tokens)

@@ -15,9 +15,9 @@ lm-eval's own table sorts task names as strings (``lc_passkey_128k`` before
 
 from __future__ import annotations
 
-from lc_tasks.report.markdown import table
-from lc_tasks.report.names import FAMILIES, length_label, parse_pair_task, parse_task
-from lc_tasks.report.state_study import nll_metrics, parse_bucket
+from lc_eval.report.cells import table
+from lc_eval.report.names import FAMILIES, length_label, parse_pair_task, parse_task
+from lc_eval.report.state_study import nll_metrics, parse_bucket
 
 
 def _score(metrics: dict) -> float | None:

@@ -1,15 +1,15 @@
 """The task folder an lm-eval pull request would add as ``lm_eval/tasks/lc_eval/``.
 
 **Shape: the folder carries its own code**, as lm-eval's ``ruler/`` does: YAMLs, READMEs, and
-``lc_tasks/``, a copy of the part of this package the tasks run (generators, sizing, haystacks,
-templates, word lists, scoring; ``lc_tasks.upstream_copy`` finds it by reading the imports),
+``lc_tasks/``, a copy of lc-eval's task package whole (generators, sizing, haystacks,
+templates, word lists, scoring: ``lc_tasks`` is exactly what ships; ``lc_eval.upstream_folder``),
 written by ``scripts/make_upstream_folder.py``. Why, against the earlier shape (the YAMLs
 alone, with lc-eval as an lm-eval extra):
 
 * the extra could not be installed (lc-eval is not on PyPI), it made a circle (lc-eval
   requires lm-eval, which would require lc-eval) and pulled torch, transformers and rwkv;
 * with every ``!function`` pointing outside, nothing in the diff could be reviewed;
-* the copy needs only lm-eval's dependencies (the closure refuses anything else), so lm-eval's
+* the copy needs only lm-eval's dependencies (``check_imports`` refuses anything else), so lm-eval's
   CI runs it as it installs itself.
 
 The cost of a copy is drift. It is bounded by making the copy a function of the package: each
@@ -49,11 +49,11 @@ import re
 import shutil
 from pathlib import Path
 
+from lc_eval.upstream_folder import PACKAGE, PREFIX, copy_package
+from lc_eval.upstream_readme import group_readme, patch_family_readme, readme
 from lc_tasks import include_path
 from lc_tasks.errors import UsageError
 from lc_tasks.families import FAMILIES, LENGTHS
-from lc_tasks.upstream_copy import PACKAGE, PREFIX, copy_package
-from lc_tasks.upstream_readme import group_readme, patch_family_readme, readme
 
 __all__ = ["BASE", "FOLDER", "TAG", "UPSTREAM_LENGTHS", "check_out", "folder_names",
            "write_folder"]
@@ -76,7 +76,6 @@ ENTRY_POINTS = {"lc_tasks.dataset.build": "lc_tasks.upstream_entry.build",
                 "lc_tasks.scoring.process_results": "lc_tasks.upstream_entry.process_results"}
 _NAME = re.compile(r"^(?:task|group): (\S+)$", re.MULTILINE)
 _LENGTH = re.compile(r"_(\d+[km])(?=_|$)")
-_FUNCTION = re.compile(r"!function (\S+)")
 
 
 def _length_label(name: str) -> str | None:
@@ -157,10 +156,7 @@ def write_folder(parent: str | Path, homepage: str = HOMEPAGE) -> Path:
         (folder / "README.md").write_text(text, encoding="utf-8")
     # the papers in the family table's order (RULER's first)
     order = [*FAMILIES, *sorted(set(family_readmes) - set(FAMILIES))]
-    entries = {m.rpartition(".")[0].replace(PREFIX, PACKAGE, 1)
-               for path in target.rglob("*yaml")
-               for m in _FUNCTION.findall(path.read_text(encoding="utf-8"))}
-    copy_package(sorted(entries), target / PACKAGE)
+    copy_package(target / PACKAGE)
     (target / "README.md").write_text(readme(
         names=names, lengths=UPSTREAM_LENGTHS, tag=TAG, homepage=homepage,
         family_readmes=[family_readmes[n] for n in order if n in family_readmes],
