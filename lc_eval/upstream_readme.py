@@ -13,30 +13,11 @@ from __future__ import annotations
 
 import re
 
+from lc_tasks.citations import DATASETS
 from lc_tasks.families import FAMILIES, GROUPS
 
 __all__ = ["escape_placeholders", "group_readme", "patch_family_readme", "readme",
            "tasks_readme_line"]
-
-# lm_eval/tasks/README.md: the row the pull request adds to lm-eval's task table
-SQUAD = """@inproceedings{rajpurkar2018know,
-  title={Know What You Don't Know: Unanswerable Questions for {SQuAD}},
-  author={Rajpurkar, Pranav and Jia, Robin and Liang, Percy},
-  booktitle={Proceedings of the 56th Annual Meeting of the Association for Computational
-             Linguistics (Volume 2: Short Papers)},
-  pages={784--789},
-  year={2018}
-}"""
-HOTPOTQA = """@inproceedings{yang2018hotpotqa,
-  title={{HotpotQA}: A Dataset for Diverse, Explainable Multi-hop Question Answering},
-  author={Yang, Zhilin and Qi, Peng and Zhang, Saizheng and Bengio, Yoshua and
-          Cohen, William W. and Salakhutdinov, Ruslan and Manning, Christopher D.},
-  booktitle={Proceedings of the 2018 Conference on Empirical Methods in Natural Language
-             Processing},
-  pages={2369--2380},
-  year={2018}
-}"""
-DATASET_CITATIONS = {"squad": SQUAD, "hotpotqa": HOTPOTQA}  # QA families' params["dataset"]
 
 _PLACEHOLDER = re.compile(r"<([^<>`\s][^<>`]*)>")
 _TITLE = re.compile(r"^Title: `(.+)`$", re.MULTILINE)
@@ -172,7 +153,7 @@ def readme(*, names: set[str], lengths: tuple[str, ...], tag: str, homepage: str
     papers, bibtex = _papers(family_readmes)
     qa_sets = [f.params["dataset"] for f in FAMILIES.values() if f.kind == "qa"
                and any(f"lc_{f.name}_{label}" in names for label in lengths)]
-    bibtex += [DATASET_CITATIONS[d] for d in qa_sets if d in DATASET_CITATIONS]
+    bibtex += [DATASETS[d] for d in qa_sets if d in DATASETS]
     titles = "; ".join(f"`{t}`" for t, _ in papers)
     abstracts = ", ".join(f"`{a}`" for _, a in papers)
     groups = "\n".join(

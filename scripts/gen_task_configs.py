@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from lc_tasks.citations import RULER, paper_of
 from lc_tasks.families import (
     FAMILIES,
     GROUPS,
@@ -64,114 +65,6 @@ repeats: 1
 metadata:
   version: 1.0
 """
-
-RULER = {
-    "title": "RULER: What's the Real Context Size of Your Long-Context Language Models?",
-    "abstract": "https://arxiv.org/abs/2404.06654",
-    "homepage": "https://github.com/NVIDIA/RULER",
-    "summary": "RULER extends needle-in-a-haystack with varied needle types and counts, "
-               "and adds multi-hop tracing and aggregation tasks, all synthetic and "
-               "generated at any length.",
-    "bibtex": """@article{hsieh2024ruler,
-  title={RULER: What's the Real Context Size of Your Long-Context Language Models?},
-  author={Hsieh, Cheng-Ping and Sun, Simeng and Kriman, Samuel and Acharya, Shantanu and
-          Rekesh, Dima and Jia, Fei and Zhang, Yang and Ginsburg, Boris},
-  journal={arXiv preprint arXiv:2404.06654},
-  year={2024}
-}""",
-}
-LANDMARK = {
-    "title": "Landmark Attention: Random-Access Infinite Context Length for Transformers",
-    "abstract": "https://arxiv.org/abs/2305.16300",
-    "homepage": "https://github.com/epfml/landmark-attention",
-    "summary": "The passkey retrieval test: a 5-digit key hidden in repeated filler text "
-               "must be recalled at the end of the prompt.",
-    "bibtex": """@article{mohtashami2023landmark,
-  title={Landmark Attention: Random-Access Infinite Context Length for Transformers},
-  author={Mohtashami, Amirkeivan and Jaggi, Martin},
-  journal={arXiv preprint arXiv:2305.16300},
-  year={2023}
-}""",
-}
-
-ZOOLOGY = {
-    "title": "Zoology: Measuring and Improving Recall in Efficient Language Models",
-    "abstract": "https://arxiv.org/abs/2312.04927",
-    "homepage": "https://github.com/HazyResearch/zoology",
-    "summary": "Multi-query associative recall (MQAR): key-value pairs in context, several "
-               "keys asked; the number of pairs a fixed-size recurrent state can recall "
-               "grows with its size, while attention's does not depend on it.",
-    "bibtex": """@article{arora2023zoology,
-  title={Zoology: Measuring and Improving Recall in Efficient Language Models},
-  author={Arora, Simran and Eyuboglu, Sabri and Timalsina, Aman and Johnson, Isys and
-          Poli, Michael and Zou, James and Rudra, Atri and R{\'e}, Christopher},
-  journal={arXiv preprint arXiv:2312.04927},
-  year={2023}
-}""",
-}
-STUFFED_MAMBA = {
-    "title": "Stuffed Mamba: Oversized States Lead to the Inability to Forget",
-    "abstract": "https://arxiv.org/abs/2410.07145",
-    "homepage": "https://github.com/THUNLP/stuffed-mamba",
-    "summary": "Recurrent models trained on contexts short for their state size do not learn "
-               "to forget: past the training length their loss by position turns up and "
-               "retrieval fails (first titled \"State Collapse and State Capacity of "
-               "RNN-Based Long-Context Modeling\").",
-    "bibtex": """@article{chen2024stuffed,
-  title={Stuffed Mamba: Oversized States Lead to the Inability to Forget},
-  author={Chen, Yingfa and Zhang, Xinrong and Hu, Shengding and Han, Xu and Liu, Zhiyuan
-          and Sun, Maosong},
-  journal={arXiv preprint arXiv:2410.07145},
-  year={2024}
-}""",
-}
-REPEAT_AFTER_ME = {
-    "title": "Repeat After Me: Transformers are Better than State Space Models at Copying",
-    "abstract": "https://arxiv.org/abs/2402.01032",
-    "homepage": "https://github.com/sjelassi/transformers_ssm_copy",
-    "summary": "Copying a long span of random text needs memory that grows with the span: "
-               "a two-layer transformer copies strings of exponential length, a fixed-size "
-               "state space model cannot, and pretrained transformers beat larger SSMs at "
-               "copying and retrieving from context.",
-    "bibtex": """@article{jelassi2024repeat,
-  title={Repeat After Me: Transformers are Better than State Space Models at Copying},
-  author={Jelassi, Samy and Brandfonbrener, David and Kakade, Sham M. and Malach, Eran},
-  journal={arXiv preprint arXiv:2402.01032},
-  year={2024}
-}""",
-}
-NOLIMA = {
-    "title": "NoLiMa: Long-Context Evaluation Beyond Literal Matching",
-    "abstract": "https://arxiv.org/abs/2502.05167",
-    "homepage": "https://github.com/adobe-research/NoLiMa",
-    "summary": "Needle-in-a-haystack where the question shares no word with the needle; one "
-               "association of general knowledge links them. Models that ace literal "
-               "retrieval fall steeply with length once string matching is taken away.",
-    "bibtex": """@article{modarressi2025nolima,
-  title={NoLiMa: Long-Context Evaluation Beyond Literal Matching},
-  author={Modarressi, Ali and Deilamsalehy, Hanieh and Dernoncourt, Franck and Bui, Trung
-          and Rossi, Ryan A. and Yoon, Seunghyun and Sch{\"u}tze, Hinrich},
-  journal={arXiv preprint arXiv:2502.05167},
-  year={2025}
-}""",
-}
-ILLUSION = {
-    "title": "The Illusion of State in State-Space Models",
-    "abstract": "https://arxiv.org/abs/2404.08819",
-    "homepage": "https://github.com/jopetty/word-problem",
-    "summary": "Composing permutations (the word problem of S5, e.g. swaps of five boxes' "
-               "contents) cannot be done by diagonal SSMs or by transformers of fixed depth "
-               "at every length; linear RNNs with negative eigenvalues or non-diagonal "
-               "transitions (Grazzi et al. 2025; DeltaNet, RWKV-7) can.",
-    "bibtex": """@article{merrill2024illusion,
-  title={The Illusion of State in State-Space Models},
-  author={Merrill, William and Petty, Jackson and Sabharwal, Ashish},
-  journal={arXiv preprint arXiv:2404.08819},
-  year={2024}
-}""",
-}
-PAPERS = {"passkey": LANDMARK, "kvrecall": ZOOLOGY, "ppl": STUFFED_MAMBA,
-          "copy": REPEAT_AFTER_ME, "latent": NOLIMA, "statetrack": ILLUSION}
 
 # How each family's prompt is built, for its README.
 FORMAT = {
@@ -390,7 +283,7 @@ def _docs_text(family: Family) -> str:
 
 
 def readme(family: Family) -> str:
-    paper = PAPERS.get(family.kind, RULER)
+    paper = paper_of(family.kind)
     groups = (
         "* `lc_suite_<len>`: the mean `acc` of the eleven RULER-equivalent families at one "
         "length (see `../suite/README.md`).\n"
@@ -405,13 +298,13 @@ def readme(family: Family) -> str:
 
 ### Paper
 
-Title: `{paper["title"]}`
+Title: `{paper.title}`
 
-Abstract: `{paper["abstract"]}`
+Abstract: `{paper.abstract}`
 
-{paper["summary"]}
+{paper.summary}
 
-Homepage: `{paper["homepage"]}`
+Homepage: `{paper.homepage}`
 
 `lc_{family.name}`: {family.summary}.{equivalent}
 
@@ -429,7 +322,7 @@ Homepage: `{paper["homepage"]}`
 ### Citation
 
 ```
-{paper["bibtex"]}
+{paper.bibtex}
 ```
 
 ### Groups, Tags, and Tasks
@@ -469,11 +362,11 @@ def suite_readme() -> str:
 
 ### Paper
 
-Title: `{RULER["title"]}`
+Title: `{RULER.title}`
 
-Abstract: `{RULER["abstract"]}`
+Abstract: `{RULER.abstract}`
 
-Homepage: `{RULER["homepage"]}`
+Homepage: `{RULER.homepage}`
 
 One group per length: the unweighted mean `acc` of the eleven RULER-equivalent
 families, the counterpart of one cell of RULER's average (RULER's two QA tasks,
@@ -483,7 +376,7 @@ globs, so `--tasks 'lc_niah_*'` and `--tasks lc_suite_4k` never collide.
 ### Citation
 
 ```
-{RULER["bibtex"]}
+{RULER.bibtex}
 ```
 
 ### Groups, Tags, and Tasks
