@@ -15,7 +15,8 @@ from lc_models.zoo.tiny import build_tokenizer
 
 MODULES = [
     "lc_tasks.words", "lc_tasks.prose", "lc_tasks.sizing", "lc_tasks.haystack",
-    "lc_tasks.families", "lc_tasks.citations", "lc_tasks.options", "lc_tasks.tokenizer", "lc_tasks.prompts",
+    "lc_tasks.families", "lc_tasks.citations", "lc_tasks.options", "lc_tasks.tokenizer",
+    "lc_tasks.prompts",
     "lc_tasks.scoring", "lc_tasks.dataset", "lc_tasks.generators",
     "lc_tasks.generators.common", "lc_tasks.generators.vt", "lc_tasks.generators.fwe",
     "lc_tasks.generators.kvrecall", "lc_tasks.generators.ppl", "lc_eval.summary",
