@@ -54,8 +54,8 @@ def variants(name: str) -> list[str]:
 
 def build_tiny(name: str, path: Path) -> Path:
     """A tiny random checkpoint of family ``name`` with the char tokenizer (the smoke run)."""
-    from lc_models.tiny import build_tokenizer, save_tiny_model
-    from lc_models.tiny_native import save_rwkv6, save_rwkv7
+    from lc_models.zoo.tiny import build_tokenizer, save_tiny_model
+    from lc_models.zoo.tiny_native import save_rwkv6, save_rwkv7
 
     if path.is_dir():
         return path

@@ -15,7 +15,7 @@ Three measurements:
   "docs" part is the task's data builder alone, with the tokenizer already loaded (as in a run,
   where lc-eval's checks and the model load it first).
 
-Both sides get the same offline byte-level BPE tokenizer (``lc_models.tiny``),
+Both sides get the same offline byte-level BPE tokenizer (``lc_models.zoo.tiny``),
 saved to a temporary folder and loaded back with ``AutoTokenizer``, and build
 the same task: one word key -> 7-digit number needle in RULER's repeated
 noise, sized to the same length. lm-eval's RULER sizes its haystack by growing
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 def load_tokenizer(folder: str):
     from transformers import AutoTokenizer
 
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     build_tokenizer("bpe").save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "machine": f"{platform.processor() or platform.machine()}, "
                        f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}",
-            "tokenizer": "lc_models.tiny byte-level BPE (vocab 512), loaded by AutoTokenizer",
+            "tokenizer": "lc_models.zoo.tiny byte-level BPE (vocab 512), loaded by AutoTokenizer",
             "length": args.length,
             "requested_samples": args.samples,
             "lc_eval": ours(tok, args.length, args.samples),

@@ -1,14 +1,14 @@
 """Max logit error of chunked prefill against one full forward pass, per architecture.
 
 Two ways of feeding a sequence in chunks through a tiny random fp32 model of each
-architecture in ``lc_models.tiny.TINY_CONFIGS``:
+architecture in ``lc_models.zoo.tiny.TINY_CONFIGS``:
 
 * ``transformers``: the model's own cached forward, as a user would call it
   (``model(chunk, cache=cache, use_cache=True)``, positions left to the model;
   RWKV with its ``state`` list);
 * ``lc_hf``: the runner lc_hf uses (``lc_models.hf_runners.runner_for``).
 
-The native checkpoints only lc_hf loads (``lc_models.tiny_native``: mamba_ssm Mamba2-Attn,
+The native checkpoints only lc_hf loads (``lc_models.zoo.tiny_native``: mamba_ssm Mamba2-Attn,
 Transformer++ and an every-field hybrid; RWKV-6 and RWKV-7) have no transformers class, so only the
 ``lc_hf`` column is measured for them, against the same model's single full forward.
 
@@ -69,7 +69,7 @@ def measure(arch: str, tokens: int) -> dict:
     from transformers import AutoModelForCausalLM
 
     from lc_models.hf_runners import runner_for
-    from lc_models.tiny import save_tiny_model
+    from lc_models.zoo.tiny import save_tiny_model
 
     with tempfile.TemporaryDirectory() as folder:
         save_tiny_model(folder, arch)
@@ -95,7 +95,7 @@ NATIVE = ("mamba2attn", "transformerpp", "every_field", "rwkv6", "rwkv7")
 def measure_native(kind: str, tokens: int) -> dict:
     from lc_models import models
     from lc_models.hf_runners import runner_for
-    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6, save_rwkv7
+    from lc_models.zoo.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6, save_rwkv7
 
     with tempfile.TemporaryDirectory() as folder:
         if kind in ("rwkv6", "rwkv7"):
@@ -115,7 +115,7 @@ def measure_native(kind: str, tokens: int) -> dict:
 
 
 def main() -> None:
-    from lc_models.tiny import TINY_CONFIGS
+    from lc_models.zoo.tiny import TINY_CONFIGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=256)

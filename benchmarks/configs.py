@@ -95,7 +95,7 @@ _MAMBA_SSM = {"d_model": 768, "n_layer": 24, "vocab_size": 50277, "rms_norm": Tr
         "Mamba2 d_state 128, attention at layers 5, 11, 17: 12 heads of 64, conv 4, rotary 32)",
         baseline=None)
 def _mamba2attn(path: Path):
-    from lc_models.tiny_native import save_mamba_ssm
+    from lc_models.zoo.tiny_native import save_mamba_ssm
 
     save_mamba_ssm(path, {
         **_MAMBA_SSM, "d_intermediate": 0, "attn_layer_idx": [5, 11, 17],
@@ -108,7 +108,7 @@ def _mamba2attn(path: Path):
 @native("transformerpp", "Transformer++-160m-like mamba_ssm checkpoint (d_model 768, 12 "
         "attention + gated-MLP layers, 12 heads of 64, full rotary, MLP 2048)", baseline=None)
 def _transformerpp(path: Path):
-    from lc_models.tiny_native import save_mamba_ssm
+    from lc_models.zoo.tiny_native import save_mamba_ssm
 
     save_mamba_ssm(path, {
         **_MAMBA_SSM, "n_layer": 12, "d_intermediate": 2048, "attn_layer_idx": list(range(12)),
@@ -121,7 +121,7 @@ def _transformerpp(path: Path):
 @native("rwkv6", "RWKV-6-170m-like native .pth (d_model 768, 12 layers, 12 heads of 64, FFN "
         "2688, vocab 65536)", baseline="rwkv_pkg")
 def _rwkv6(path: Path):
-    from lc_models.tiny_native import save_rwkv6
+    from lc_models.zoo.tiny_native import save_rwkv6
 
     save_rwkv6(path / "model.pth", "pth", n_embd=768, n_layer=12, head_size=64,
                mix_lora=32, decay_lora=64)
@@ -130,7 +130,7 @@ def _rwkv6(path: Path):
 @native("rwkv7", "RWKV-7-190m-like native .pth (d_model 768, 12 layers, 12 heads of 64, FFN "
         "3072, LoRA ranks 64/64/32/128 as RWKV-7 World 0.1B, vocab 65536)", baseline="rwkv_pkg")
 def _rwkv7(path: Path):
-    from lc_models.tiny_native import save_rwkv7
+    from lc_models.zoo.tiny_native import save_rwkv7
 
     save_rwkv7(path / "model.pth", "pth", n_embd=768, n_layer=12, head_size=64,
                decay_lora=64, iclr_lora=64, value_lora=32, gate_lora=128)
@@ -162,7 +162,7 @@ def build_checkpoint(name: str, path: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     if name in REAL:
         from lc_models import zoo

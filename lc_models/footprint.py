@@ -8,7 +8,7 @@ quantity capacity studies put beside recall (Zoology's "state size").
 
 >>> from transformers import AutoModelForCausalLM
 >>> from lc_models.hf_runners import runner_for
->>> from lc_models.tiny import tiny_config
+>>> from lc_models.zoo.tiny import tiny_config
 >>> llama = AutoModelForCausalLM.from_config(tiny_config("llama", 64)).eval()
 >>> state_footprint(runner_for(llama))  # 2 layers x (k, v) x 2 kv heads x 8 dims x 4 bytes
 {'lc_state_bytes': 0, 'lc_kv_bytes_per_token': 256.0}

@@ -10,7 +10,7 @@
   into float parameters without a word, and the model computes garbage. (lc-eval's own
   families check their files as they read them: ``lc_models.models.checkpoint``.)
 
->>> from lc_models.tiny import build_tokenizer
+>>> from lc_models.zoo.tiny import build_tokenizer
 >>> largest_id(build_tokenizer("char"))
 103
 """

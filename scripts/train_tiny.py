@@ -49,7 +49,7 @@ def build_tokenizer(seed: int = 0):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from lc_models.tiny import build_tokenizer as tiny_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer as tiny_tokenizer
 
     char = tiny_tokenizer("char")  # sizes the corpus docs; any lossless tokenizer would do
     corpus = []

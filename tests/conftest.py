@@ -30,7 +30,7 @@ def tiny_model(tmp_path_factory):
 
     Checkpoints are cached for the session, keyed by their arguments.
     """
-    from lc_models.tiny import save_tiny_model
+    from lc_models.zoo.tiny import save_tiny_model
 
     cache: dict[tuple, Path] = {}
 
@@ -69,12 +69,12 @@ NATIVE_KINDS = ("mamba2attn", "transformerpp", "every_field", "rwkv6_pth", "rwkv
 def native_model(tmp_path_factory, tokenizer_dir):
     """``native_model(kind) -> (pretrained, tokenizer)`` of a tiny native checkpoint.
 
-    mamba_ssm kinds (``lc_models.tiny_native.MAMBA_SSM_CONFIGS``) get the char tokenizer's
+    mamba_ssm kinds (``lc_models.zoo.tiny_native.MAMBA_SSM_CONFIGS``) get the char tokenizer's
     vocabulary (they ship none, so ``tokenizer`` is its folder); RWKV-6 kinds (``rwkv6_pth``,
     ``rwkv6_hf``, the same weights) use the RWKV World tokenizer (``tokenizer`` is None).
     """
-    from lc_models.tiny import build_tokenizer
-    from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6
+    from lc_models.zoo.tiny import build_tokenizer
+    from lc_models.zoo.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm, save_rwkv6
 
     cache: dict[str, tuple[Path, str | None]] = {}
 
@@ -107,7 +107,7 @@ def qa_options(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     """``tokenizer_dir(kind) -> Path`` of a saved offline tokenizer (char, bpe, word)."""
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     cache: dict[str, Path] = {}
 

@@ -20,7 +20,7 @@ from lm_eval.models.utils import postprocess_generated_text
 
 from lc_models import models
 from lc_models.adapter import LongContextLM
-from lc_models.tiny import TINY_CONFIGS
+from lc_models.zoo.tiny import TINY_CONFIGS
 
 ARCHS = [*sorted(TINY_CONFIGS), *NATIVE_KINDS]
 CHUNK_SIZES = [1, 7, 16, 64]

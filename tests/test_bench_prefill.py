@@ -36,7 +36,7 @@ def smollm2_tokenizer():
 
 @pytest.mark.parametrize("n", [128, 1000, 16384])
 def test_texts_have_exactly_the_requested_tokens(n):
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     tok = build_tokenizer("char")
     context, continuation = configs.loglikelihood_request(n)

@@ -92,7 +92,7 @@ def test_another_tokenizer_or_option_misses_the_cache(change, tokenizer_dir, cac
 def test_the_tokenizer_fingerprint_is_its_content_not_its_path(tokenizer_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     build_tokenizer("bpe").save_pretrained(tmp_path / "copy")
     same = [AutoTokenizer.from_pretrained(p) for p in (tokenizer_dir("bpe"), tmp_path / "copy")]

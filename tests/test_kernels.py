@@ -291,7 +291,7 @@ DOC = ("The grass is green. The sky is blue. The pass key is 12345. Remember it.
 
 @pytest.fixture(scope="module")
 def checkpoints(tiny_model, tmp_path_factory):
-    from lc_models.tiny_native import save_rwkv7
+    from lc_models.zoo.tiny_native import save_rwkv7
 
     rwkv7 = save_rwkv7(tmp_path_factory.mktemp("rwkv7") / "tiny.pth", "pth", seed=3, n_layer=2)
     return {"rwkv7": rwkv7, "recurrent_gemma": tiny_model("recurrent_gemma"),

@@ -40,7 +40,7 @@ def mixer_of(arch):
     """The first Mamba mixer of a tiny random model of ``arch``."""
     from transformers import AutoModelForCausalLM
 
-    from lc_models.tiny import tiny_config
+    from lc_models.zoo.tiny import tiny_config
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config(arch, 50)).eval()

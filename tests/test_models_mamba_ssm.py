@@ -23,8 +23,8 @@ from lm_eval.api.instance import Instance
 
 from lc_models.adapter import LongContextLM
 from lc_models.models import mamba_ssm
-from lc_models.tiny import build_tokenizer
-from lc_models.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm
+from lc_models.zoo.tiny import build_tokenizer
+from lc_models.zoo.tiny_native import MAMBA_SSM_CONFIGS, save_mamba_ssm
 
 TEXT = "There is an important info hidden inside a lot of irrelevant text. The pass key is 98765."
 PURE = {"mamba1": "MambaForCausalLM", "mamba2": "Mamba2ForCausalLM"}

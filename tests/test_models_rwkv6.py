@@ -1,7 +1,7 @@
 """RWKV-6 (x060) runs exactly through lc_hf, checked against BlinkDL's own `rwkv` package.
 
 The tests write tiny random checkpoints in BlinkDL's native ``.pth`` format and in the HF
-format (``lc_models.tiny_native.save_rwkv6``, the same weights), and compare:
+format (``lc_models.zoo.tiny_native.save_rwkv6``, the same weights), and compare:
 * our logits with the ``rwkv`` package's (``RWKV(..., "cpu fp32").forward(full_output=True)``,
   the inference code RWKV's authors maintain), in one call and continued from its state;
 * the two formats with each other;
@@ -19,7 +19,7 @@ from lc_models import models
 from lc_models.adapter import LongContextLM
 from lc_models.models import rwkv6
 from lc_models.models.rwkv_world import world_tokenizer
-from lc_models.tiny_native import rwkv6_state, save_rwkv6
+from lc_models.zoo.tiny_native import rwkv6_state, save_rwkv6
 
 TOLERANCE = 1e-4  # relative to the largest |logit|, fp32
 

@@ -1,7 +1,7 @@
 """RWKV-7 (x070) runs exactly through lc_hf, checked against BlinkDL's own `rwkv` package.
 
 The tests write tiny random checkpoints in BlinkDL's native ``.pth`` format and in fla's HF
-format (``lc_models.tiny_native.save_rwkv7``, the same weights, key names written from the
+format (``lc_models.zoo.tiny_native.save_rwkv7``, the same weights, key names written from the
 package and from fla's converter), and compare:
 * our logits with the ``rwkv`` package's (``RWKV_V7_ON=1``, ``RWKV(..., "cpu fp32")
   .forward(full_output=True)``), in one call and continued from its state; the package reads
@@ -24,7 +24,7 @@ from lc_models import models
 from lc_models.adapter import LongContextLM
 from lc_models.lengths import built_for
 from lc_models.models import rwkv7
-from lc_models.tiny_native import rwkv7_state, save_rwkv7
+from lc_models.zoo.tiny_native import rwkv7_state, save_rwkv7
 
 TOLERANCE = 1e-4  # relative to the largest |logit|; absolute for log-probabilities; fp32
 PACKAGE = """
@@ -164,7 +164,7 @@ def test_shapes_are_read_from_the_weights(tmp_path):
 
 
 def test_an_x060_pth_still_goes_to_the_rwkv6_loader(tmp_path):
-    from lc_models.tiny_native import save_rwkv6
+    from lc_models.zoo.tiny_native import save_rwkv6
 
     assert models.find(save_rwkv6(tmp_path / "six.pth")).family.__name__.endswith("rwkv6")
 

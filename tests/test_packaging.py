@@ -19,7 +19,7 @@ PROBE = r"""
 import json, pathlib, lc_tasks, lc_models
 from lc_models import zoo
 from lc_models.models import FAMILIES
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks.generators import generate
 from lc_tasks.options import task_spec
 

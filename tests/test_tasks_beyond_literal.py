@@ -25,7 +25,7 @@ from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 import lc_tasks
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks import prose, words
 from lc_tasks.errors import UsageError
 from lc_tasks.families import COPY_SWEEPS, FAMILIES, LENGTHS, OPS_SWEEPS, sweep_task_name
@@ -265,7 +265,7 @@ def test_swaps_spread_from_the_depth_to_the_end(tokenizers):
 
 _DUMP = """
 import hashlib, json
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks.generators import generate
 from lc_tasks.options import task_spec
 tok = build_tokenizer("bpe")

@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks import prose
 from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, LENGTHS
 from lc_tasks.generators import generate
@@ -74,7 +74,7 @@ def test_docs_cycle_through_the_depths_so_limit_spans_them(tokenizers):
 
 _DUMP = """
 import hashlib, json, sys
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks.families import FAMILIES
 from lc_tasks.generators import generate
 from lc_tasks.options import task_spec

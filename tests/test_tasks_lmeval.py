@@ -20,7 +20,7 @@ from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
 import lc_tasks
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks.families import (
     DEFAULT_DEPTHS,
     FAMILIES,

@@ -53,7 +53,7 @@ def test_hotpotqa_supporting_paragraphs_are_both_in_the_prompt(qa_options, token
 
 
 def test_a_qa_task_without_its_data_is_one_clear_line():
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     with pytest.raises(UsageError, match=r"lc_qa_squad_1k needs the SQuAD v2 dev set: pass "
                                          r"--metadata .*dev-v2\.0\.json"):
@@ -61,7 +61,7 @@ def test_a_qa_task_without_its_data_is_one_clear_line():
 
 
 def test_a_length_the_data_cannot_fill_is_refused(qa_options):
-    from lc_models.tiny import build_tokenizer
+    from lc_models.zoo.tiny import build_tokenizer
 
     with pytest.raises(UsageError, match="fewer than the .* this length needs without "
                                          "repeating one"):

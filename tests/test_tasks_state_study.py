@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from lc_models.tiny import build_tokenizer
+from lc_models.zoo.tiny import build_tokenizer
 from lc_tasks.dataset import build
 from lc_tasks.errors import UsageError
 from lc_tasks.families import FAMILIES, position_buckets

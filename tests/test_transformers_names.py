@@ -27,16 +27,16 @@ MODELING = "transformers.models.{0}.modeling_{0}"
 # attribute of the class. Keep it sorted by module.
 NAMES: list[tuple[str, str, str]] = [
     (T, "AttentionInterface", "lc_models/hf_runners/lc_sdpa.py (registers lc_sdpa)"),
-    (T, "AutoModelForCausalLM", "lc_models/tiny.py, lc_models/models/mamba_ssm.py"),
+    (T, "AutoModelForCausalLM", "lc_models/zoo/tiny.py, lc_models/models/mamba_ssm.py"),
     (T, "AutoTokenizer", "lc_tasks/tokenizer.py, tests"),
     (T, "DynamicCache", "lc_models/state.py (CacheRunner)"),
     (T, "PretrainedConfig", "lc_models/models/mixer_model.py, rwkv6.py"),
     (T, "PreTrainedTokenizer", "lc_models/models/rwkv_world.py"),
-    (T, "PreTrainedTokenizerFast", "lc_models/tiny.py (test tokenizers)"),
+    (T, "PreTrainedTokenizerFast", "lc_models/zoo/tiny.py (test tokenizers)"),
     *((T, name, "lc_models/generate.py (sampling)") for name in (
         "LogitsProcessorList", "MinPLogitsWarper", "RepetitionPenaltyLogitsProcessor",
         "TemperatureLogitsWarper", "TopKLogitsWarper", "TopPLogitsWarper")),
-    *((T, name, "lc_models/tiny.py (the tiny test models)") for name in (
+    *((T, name, "lc_models/zoo/tiny.py (the tiny test models)") for name in (
         "BambaConfig", "FalconMambaConfig", "GPT2Config", "GPTNeoXConfig", "JambaConfig",
         "Lfm2Config", "LlamaConfig", "Mamba2Config", "MambaConfig", "MiniMaxConfig",
         "MistralConfig", "Qwen3NextConfig", "RecurrentGemmaConfig", "RwkvConfig",
@@ -118,7 +118,7 @@ def test_the_model_types_we_fix_exist():
 def tiny(arch: str, **overrides):
     from transformers import AutoModelForCausalLM
 
-    from lc_models.tiny import tiny_config
+    from lc_models.zoo.tiny import tiny_config
 
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(tiny_config(arch, 64, **overrides)).eval()

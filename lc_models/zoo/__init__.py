@@ -11,6 +11,11 @@
 ``lc_hf`` and the task tokenizer lookup take a short name
 (``--model_args pretrained=tiny-llama``, ``pretrained=smollm2-135m-instruct``).
 
+Tiny *random* checkpoints, built on the spot for tests, examples and benchmarks, live here
+too: ``tiny`` (offline tokenizers and transformers classes, ``save_tiny_model``) and
+``tiny_native`` (the formats lc-eval reads itself: mamba_ssm, RWKV-6, RWKV-7). Importing this
+package imports neither (nor torch).
+
 >>> "tiny-llama" in names()
 True
 >>> resolve("tiny-llama") == str(path("tiny-llama"))

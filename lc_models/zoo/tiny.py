@@ -5,7 +5,7 @@ library; models come from ``AutoModelForCausalLM.from_config`` with random
 weights (seeded). Everything is saved with ``save_pretrained`` so that any
 loader (lm-eval's ``hf``, our ``lc_hf``) can open it by path.
 
->>> from lc_models.tiny import build_tokenizer
+>>> from lc_models.zoo.tiny import build_tokenizer
 >>> tok = build_tokenizer("char")
 >>> tok.decode(tok("pass key 12345").input_ids)
 'pass key 12345'
