@@ -40,10 +40,10 @@ from lm_eval.models.utils import (
 from tqdm import tqdm
 
 from lc_models import models as own_models
-from lc_models.hf_runners import runner_for
 from lc_models.args import check_model_args
 from lc_models.footprint import state_footprint
 from lc_models.generate import Sampler, check_gen_kwargs, decode
+from lc_models.hf_runners import runner_for
 from lc_models.lengths import built_for, learned_positions
 from lc_models.load_checks import check_vocabulary, check_weight_dtypes
 from lc_models.ops import dispatch, linear

@@ -12,7 +12,8 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from transformers.utils import logging as hf_logging
 
 from lc_models import length_fields
-from lc_models.hf_runners import lc_sdpa as attention, runner_for
+from lc_models.hf_runners import lc_sdpa as attention
+from lc_models.hf_runners import runner_for
 from lc_models.verify import GROUP_RATIO, chunked_error, probes
 from lc_tasks.errors import UsageError
 

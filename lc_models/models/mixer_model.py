@@ -37,10 +37,10 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from lc_models import kv_cache
+from lc_models.models.mamba_mixer import mamba1_chunk, mamba2_chunk
 from lc_models.models.stateful import StatefulLM
 from lc_models.ops.attention import attend_chunk
 from lc_models.ops.causal_conv import causal_conv1d
-from lc_models.models.mamba_mixer import mamba1_chunk, mamba2_chunk
 from lc_models.state import LayerStates
 
 MODEL_TYPE = "mamba_ssm"
