@@ -11,8 +11,10 @@ ignores the attention mask. This is our own implementation, written from BlinkDL
   ``ln_x``; the gate ``silu(gate(x_g))``; the output projection;
 * **channel mix**: ``sigmoid(receptance(x_r)) * value(relu(key(x_k))^2)``.
 
-State per layer (``Rwkv6Layer``): the two token-shift inputs (the normed input of the last
-token, of the time mix and of the channel mix) and the float32 WKV matrix of every head.
+State per layer (``RwkvLayer``): the two token-shift inputs (the normed input of the last
+token, of the time mix and of the channel mix) and the float32 WKV matrix of every head. The LM
+around the blocks (embedding, ``ln_out``, head, the empty state) is ``rwkv_lm.RwkvLM``, shared
+with RWKV-7.
 
 Checkpoints (``load``): BlinkDL's native ``.pth`` (``blocks.N.att.*``, ``blocks.N.ffn.*``) and
 the HF format (``config.json`` with model_type ``rwkv6``, ``rwkv.blocks.N.attention.*``).
@@ -35,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
+from lc_models.models.rwkv_lm import RwkvLayer, RwkvLM
 from lc_models.models.rwkv_world import NAME as WORLD_TOKENIZER
-from lc_models.models.stateful import StatefulLM
 from lc_models.ops.wkv6 import wkv6
 from lc_models.state import LayerStates
 from lc_tasks.errors import UsageError
@@ -101,15 +103,6 @@ class HFConfig(PretrainedConfig):
     model_type = MODEL_TYPE
 
 
-@dataclass
-class Rwkv6Layer:
-    """One layer's state: shifts (batch, n_embd) and WKV (batch, heads, N_key, N_value)."""
-
-    att_shift: torch.Tensor
-    wkv: torch.Tensor
-    ffn_shift: torch.Tensor
-
-
 class TimeMix(nn.Module):
     """RWKV-6 attention ("time mix"), parameters named as in BlinkDL's checkpoints."""
 
@@ -132,7 +125,7 @@ class TimeMix(nn.Module):
         self.output = nn.Linear(A, C, bias=False)
         self.ln_x = nn.GroupNorm(cfg.n_head, A, eps=cfg.ln_x_eps)
 
-    def forward(self, x, layer: Rwkv6Layer):
+    def forward(self, x, layer: RwkvLayer):
         """x: (batch, T, n_embd), normed by ln1; updates ``layer``'s att_shift and wkv."""
         batch, T, _ = x.shape
         sx = torch.cat([layer.att_shift[:, None].to(x.dtype), x[:, :-1]], 1) - x  # (b, T, C)
@@ -169,7 +162,7 @@ class ChannelMix(nn.Module):
         self.receptance = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
         self.value = nn.Linear(cfg.dim_ffn, cfg.n_embd, bias=False)
 
-    def forward(self, x, layer: Rwkv6Layer):
+    def forward(self, x, layer: RwkvLayer):
         """x: (batch, T, n_embd), normed by ln2; updates ``layer``'s ffn_shift."""
         sx = torch.cat([layer.ffn_shift[:, None].to(x.dtype), x[:, :-1]], 1) - x
         k = torch.relu(self.key(x + sx * self.time_maa_k)).square()  # (b, T, dim_ffn)
@@ -187,53 +180,27 @@ class Block(nn.Module):
         self.att = TimeMix(cfg)
         self.ffn = ChannelMix(cfg)
 
-    def forward(self, x, layer: Rwkv6Layer):
+    def forward(self, x, layer: RwkvLayer):
         if hasattr(self, "ln0"):
             x = self.ln0(x)
         x = x + self.att(self.ln1(x), layer)
         return x + self.ffn(self.ln2(x), layer)
 
 
-class Rwkv6LM(StatefulLM):
+class Rwkv6LM(RwkvLM):
     """RWKV-6 language model; ``prefill(ids, state)`` continues from ``state`` exactly."""
 
+    block_type = Block
+
     def __init__(self, cfg: Rwkv6Config):
-        super().__init__()
-        self.cfg = cfg
-        self.config = cfg.to_hf()
-        self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
-        self.ln_out = nn.LayerNorm(cfg.n_embd, eps=LN_EPS)  # the default in every version
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.head
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.emb
-
-    def new_state(self, batch_size: int) -> LayerStates:
-        """The state before any token: zero shifts and zero WKV matrices."""
-        cfg, dev = self.cfg, self.device
-        layers = [
-            Rwkv6Layer(
-                att_shift=torch.zeros(batch_size, cfg.n_embd, dtype=self.dtype, device=dev),
-                wkv=torch.zeros(batch_size, cfg.n_head, cfg.head_size, cfg.head_size,
-                                dtype=torch.float32, device=dev),
-                ffn_shift=torch.zeros(batch_size, cfg.n_embd, dtype=self.dtype, device=dev),
-            )
-            for _ in range(cfg.n_layer)
-        ]
-        return LayerStates(layers, 0, batch_size)
+        super().__init__(cfg, ln_out_eps=LN_EPS)  # ln_out: the default in every version
 
     @torch.no_grad()
     def prefill(self, input_ids, state: LayerStates, last_only: bool = False):
         x = self.emb(input_ids)  # (b, T, C)
         for block, layer in zip(self.blocks, state.layers):
             x = block(x, layer)
-        if last_only:
-            x = x[:, -1:]
-        return self.head(self.ln_out(x))
+        return self.head_logits(x, last_only)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -344,12 +311,4 @@ def hf_config(cfg: Rwkv6Config) -> PretrainedConfig:
     return cfg.to_hf()
 
 
-def build(cfg: Rwkv6Config, state: dict, source: str, dtype=None, device="cpu") -> Rwkv6LM:
-    """The model with ``state``'s weights, in ``dtype`` (None: the checkpoint's own)."""
-    from lc_models.models.checkpoint import assign
-
-    with torch.device("meta"):
-        model = Rwkv6LM(cfg)
-    assign(model, state, source)
-    dtype = dtype or state["emb.weight"].dtype
-    return model.to(device=device, dtype=dtype).eval()
+build = Rwkv6LM.from_state  # build(cfg, state, source, dtype=None, device="cpu") -> Rwkv6LM

@@ -20,7 +20,7 @@ with the state carried explicitly between chunks:
   ``((x @ s1) @ E[token]) @ s2 + s0``, where ``E[token]`` is a (d, d) matrix of the token,
   ``s_emb[token] + ln0(emb[token]) @ s_emb_x^T``.
 
-State per layer (``Rwkv7Layer``): the two token-shift inputs and the float32 WKV matrix of
+State per layer (``RwkvLayer``): the two token-shift inputs and the float32 WKV matrix of
 every head, (value, key) as in the ``rwkv`` package. ``v_first`` is not state: it is layer
 0's value *of the same token*, passed down the layers within one forward and recomputed for
 every chunk, so chunked prefill needs nothing more (``tests/test_models_rwkv7.py``).
@@ -48,8 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig
 
+from lc_models.models.rwkv_lm import RwkvLayer, RwkvLM
 from lc_models.models.rwkv_world import NAME as WORLD_TOKENIZER
-from lc_models.models.stateful import StatefulLM
 from lc_models.ops.wkv7 import wkv7
 from lc_models.state import LayerStates
 from lc_tasks.errors import UsageError
@@ -120,15 +120,6 @@ class HFConfig(PretrainedConfig):
     model_type = MODEL_TYPE
 
 
-@dataclass
-class Rwkv7Layer:
-    """One layer's state: shifts (batch, n_embd) and WKV (batch, heads, N_value, N_key)."""
-
-    att_shift: torch.Tensor
-    wkv: torch.Tensor
-    ffn_shift: torch.Tensor
-
-
 def _shift(x, last):
     """x_{t-1} - x_t over a chunk, x_{-1} being ``last`` (batch, C): (batch, T, C)."""
     return torch.cat([last[:, None].to(x.dtype), x[:, :-1]], 1) - x
@@ -161,7 +152,7 @@ class TimeMix(nn.Module):
         self.output = nn.Linear(C, C, bias=False)
         self.ln_x = nn.GroupNorm(cfg.n_head, C, eps=cfg.ln_x_eps)
 
-    def forward(self, x, layer: Rwkv7Layer, v_first):
+    def forward(self, x, layer: RwkvLayer, v_first):
         """x: (batch, T, n_embd), normed by ln1; v_first: layer 0's value of these tokens
         (None in layer 0). Updates ``layer``'s att_shift and wkv; returns (out, v_first)."""
         batch, T, C = x.shape
@@ -210,7 +201,7 @@ class ChannelMix(nn.Module):
             self.s1 = nn.Parameter(torch.zeros(C, d))
             self.s2 = nn.Parameter(torch.zeros(d, hidden))
 
-    def forward(self, x, layer: Rwkv7Layer, input_ids=None, x0=None):
+    def forward(self, x, layer: RwkvLayer, input_ids=None, x0=None):
         """x: (batch, T, n_embd), normed by ln2; input_ids (batch, T) and x0, their ln0-normed
         embeddings, are read by DeepEmbed only. Updates ``layer``'s ffn_shift."""
         k = self.key(torch.addcmul(x, _shift(x, layer.ffn_shift), self.x_k))  # (b, T, dim_ffn)
@@ -233,43 +224,16 @@ class Block(nn.Module):
         self.att = TimeMix(cfg, index)
         self.ffn = ChannelMix(cfg)
 
-    def forward(self, x, layer: Rwkv7Layer, v_first, input_ids=None, x0=None):
+    def forward(self, x, layer: RwkvLayer, v_first, input_ids=None, x0=None):
         out, v_first = self.att(self.ln1(x), layer, v_first)
         x = x + out
         return x + self.ffn(self.ln2(x), layer, input_ids, x0), v_first
 
 
-class Rwkv7LM(StatefulLM):
+class Rwkv7LM(RwkvLM):
     """RWKV-7 language model; ``prefill(ids, state)`` continues from ``state`` exactly."""
 
-    def __init__(self, cfg: Rwkv7Config):
-        super().__init__()
-        self.cfg = cfg
-        self.config = cfg.to_hf()
-        self.emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
-        self.ln_out = nn.LayerNorm(cfg.n_embd, eps=cfg.ln_eps)
-        self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.head
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.emb
-
-    def new_state(self, batch_size: int) -> LayerStates:
-        """The state before any token: zero shifts and zero WKV matrices."""
-        cfg, dev = self.cfg, self.device
-        layers = [
-            Rwkv7Layer(
-                att_shift=torch.zeros(batch_size, cfg.n_embd, dtype=self.dtype, device=dev),
-                wkv=torch.zeros(batch_size, cfg.n_head, cfg.head_size, cfg.head_size,
-                                dtype=torch.float32, device=dev),
-                ffn_shift=torch.zeros(batch_size, cfg.n_embd, dtype=self.dtype, device=dev),
-            )
-            for _ in range(cfg.n_layer)
-        ]
-        return LayerStates(layers, 0, batch_size)
+    block_type = Block
 
     @torch.no_grad()
     def prefill(self, input_ids, state: LayerStates, last_only: bool = False):
@@ -278,9 +242,7 @@ class Rwkv7LM(StatefulLM):
         v_first = None  # layer 0's value of these tokens, once layer 0 has run
         for block, layer in zip(self.blocks, state.layers):
             x, v_first = block(x, layer, v_first, input_ids, x0)
-        if last_only:
-            x = x[:, -1:]
-        return self.head(self.ln_out(x))
+        return self.head_logits(x, last_only)
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -442,12 +404,4 @@ def hf_config(cfg: Rwkv7Config) -> PretrainedConfig:
     return cfg.to_hf()
 
 
-def build(cfg: Rwkv7Config, state: dict, source: str, dtype=None, device="cpu") -> Rwkv7LM:
-    """The model with ``state``'s weights, in ``dtype`` (None: the checkpoint's own)."""
-    from lc_models.models.checkpoint import assign
-
-    with torch.device("meta"):
-        model = Rwkv7LM(cfg)
-    assign(model, state, source)
-    dtype = dtype or state["emb.weight"].dtype
-    return model.to(device=device, dtype=dtype).eval()
+build = Rwkv7LM.from_state  # build(cfg, state, source, dtype=None, device="cpu") -> Rwkv7LM
