@@ -1,7 +1,7 @@
 """Prefill on a CUDA GPU: stock ``hf`` against ``lc_hf`` on both kernel paths, fp32 and bf16.
 
 The GPU counterpart of ``bench_prefill.py``, for whoever has a GPU machine (none was lent
-where this was written: it has not run on a GPU; see the README's Performance section). For
+where this was written: it has not run on a GPU; see docs/performance.md). For
 every family, at real small sizes with random weights (``configs.py``: Mamba-130m,
 Mamba2-130m, RWKV-6-170m, RWKV-7-190m, RecurrentGemma's layout at d_model 768, Llama-160m),
 each dtype and each input length, one ``loglikelihood`` request per measurement, each in its

@@ -64,8 +64,8 @@ BASE = "_lc_base_yaml"  # the shared config, ``_lc_base.yaml`` in task_configs/
 UPSTREAM_LENGTHS: tuple[str, ...] = tuple(label for label, n in LENGTHS.items()
                                           if 4096 <= n <= 131072)
 HOMEPAGE = "https://github.com/NVIDIA/RULER"  # lc-eval has no public URL yet: --homepage
-# The summary line of scripts/check_upstream.sh, measured (see the README's "Contributing
-# upstream"); written into the folder's README.
+# The summary line of scripts/check_upstream.sh, measured (see docs/contributing-upstream.md);
+# written into the folder's README.
 CHECKED = ("`PYTHON=/tmp/venv-up/bin/python scripts/check_upstream.sh /tmp/lm-eval-src` (lc-eval's "
            "script; lm-eval 0.4.13.dev0, commit 4e7e0d47f, offline): `494 passed, 3 deselected` "
            "for the 38 task files at 4k (the QA files and three Hub-reading tests of lm-eval's "

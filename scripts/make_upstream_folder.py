@@ -3,9 +3,9 @@
     python scripts/make_upstream_folder.py --out /tmp/upstream
     cp -r /tmp/upstream/lc_eval <lm-evaluation-harness>/lm_eval/tasks/
 
-The folder holds the YAMLs, the READMEs and ``lc_tasks/``, the copy of this package's task
-code they run. See ``lc_eval.upstream`` for its shape and why, the README's "Contributing
-upstream" section for the steps of the pull request, and ``scripts/check_upstream.sh`` for
+The folder holds the YAMLs, the READMEs and ``lc_tasks/``, a copy of lc-eval's task package, the
+code they run. See ``lc_eval.upstream`` for its shape and why, docs/contributing-upstream.md
+for the steps of the pull request, and ``scripts/check_upstream.sh`` for
 lm-eval's own checks on it.
 """
 
