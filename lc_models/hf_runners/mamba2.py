@@ -5,45 +5,31 @@ runner, but it copies B and C to every head, builds each decay matrix with a cum
 (chunk, chunk) square, and materialises all chunks of a call at once. This module replaces
 each ``Mamba2Mixer``'s ``forward`` (on the instance) with ``lc_models.models.mamba_mixer.
 mamba2_chunk`` (channels last, ``lc_models.ops.ssd``); the states travel through the model's
-own cache as before.
+own cache as before (``cached_mixer``, as for Mamba-1).
 """
 
 from __future__ import annotations
 
-import types
-
 import torch
 
+from lc_models.hf_runners.cached_mixer import cache_forward, patch_mixers, patched_runner
 from lc_models.models.mamba_mixer import mamba2_chunk
 from lc_models.state import CacheRunner
 
 MODEL_TYPES = ("mamba2",)
 
+mixer_forward = cache_forward(mamba2_chunk)  # conv and SSM state through the cache
 
-def mixer_forward(self, hidden_states, cache=None, attention_mask=None, **kwargs):
-    """Mamba2 mixer forward that carries conv and SSM state through ``cache``."""
-    # Read both states before updating either: an update marks the layer as having a past.
-    conv = cache.get_conv_state(self.layer_idx) if cache is not None else None
-    ssm = cache.get_recurrent_state(self.layer_idx) if cache is not None else None
-    out, conv, ssm = mamba2_chunk(self, hidden_states, conv, ssm, attention_mask)
-    if cache is not None:  # conv: (b, conv_dim, K); ssm: (b, heads, head_dim, d_state)
-        cache.update_conv_state(conv, self.layer_idx, conv_kernel_size=self.conv_kernel_size)
-        cache.update_recurrent_state(ssm, self.layer_idx)
-    return out
+
+def is_mixer(module: torch.nn.Module) -> bool:
+    return type(module).__name__ == "Mamba2Mixer"
 
 
 def patch(model: torch.nn.Module) -> int:
     """Replace the forward of every ``Mamba2Mixer`` in ``model``; returns how many."""
-    count = 0
-    for module in model.modules():
-        if type(module).__name__ == "Mamba2Mixer":
-            module.forward = types.MethodType(mixer_forward, module)
-            count += 1
-    return count
+    return patch_mixers(model, is_mixer, mixer_forward)
 
 
 def make_runner(model: torch.nn.Module) -> CacheRunner:
     """The generic cache runner over ``model`` with its Mamba2 mixers patched."""
-    if patch(model) == 0:
-        raise ValueError(f"no Mamba2 mixer found in {type(model).__name__}")
-    return CacheRunner(model)
+    return patched_runner(model, patch, "Mamba2 mixer")

@@ -21,6 +21,7 @@ import types
 import torch
 import torch.nn.functional as F
 
+from lc_models.hf_runners.cached_mixer import patched_runner
 from lc_models.ops.linear_scan import linear_scan
 from lc_models.state import CacheRunner
 
@@ -80,6 +81,4 @@ def patch(model: torch.nn.Module) -> int:
 
 def make_runner(model: torch.nn.Module) -> CacheRunner:
     """The generic cache runner over ``model`` with its recurrent blocks patched."""
-    if patch(model) == 0:
-        raise ValueError(f"no RecurrentGemma recurrent block found in {type(model).__name__}")
-    return CacheRunner(model)
+    return patched_runner(model, patch, "RecurrentGemma recurrent block")
