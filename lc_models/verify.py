@@ -55,7 +55,7 @@ BF16_RELATIVE = 2.0**-6
 
 
 def bf16_agrees(lc: float, stock: float, exact: float) -> bool:
-    """bf16's tolerance for a log-likelihood (stated in the README's Performance section):
+    """bf16's tolerance for a log-likelihood (stated in docs/performance.md):
     ``lc``, lc_hf's in bf16, is within ``BF16_RELATIVE`` of ``exact`` (the float32 result),
     or no further from it than twice ``stock``'s error (stock ``hf``'s in bf16), whichever
     is larger. Random-weight models amplify bf16's rounding: a 24-layer Mamba2-130m config
