@@ -133,8 +133,8 @@ def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None =
     ``lc_hf`` reads them, ``lc_eval.served``)."""
     import lm_eval.evaluator
 
-    from lc_eval.preflight import check_lengths, guard_requests, task_lengths
     from lc_eval.served import prepare
+    from lc_eval.truncation import check_lengths, guard_requests, task_lengths
 
     evaluate = lm_eval.evaluator.evaluate
 
