@@ -13,7 +13,7 @@ alone, with lc-eval as an lm-eval extra):
   CI runs it as it installs itself.
 
 The cost of a copy is drift. It is bounded by making the copy a function of the package: each
-module byte for byte but for a header and its import name (``upstream_copy.original`` undoes
+module byte for byte but for a header and its import name (``upstream_folder.original`` undoes
 both), and ``tests/test_upstream.py`` checks that, and that bare ``lm_eval`` with the folder
 builds the plugin's docs byte for byte and scores them the same. A fix lands here and the
 script writes the next pull request.

@@ -26,7 +26,8 @@ from lc_tasks.families import DEFAULT_DEPTHS, FAMILIES, READ_TWICE_KINDS, Family
 
 __all__ = ["OPTIONS", "TaskSpec", "check_option_names", "task_spec"]
 
-# Option -> help text; the option table of docs/tasks.md is written from this.
+# Option -> help text; the option table of each family's README (scripts/gen_task_configs.py)
+# is written from this.
 OPTIONS: dict[str, str] = {
     "num_samples": "docs per task (default 100; lc_ppl 20)",
     "seed": "base seed; every doc derives its own from it (default 42)",
