@@ -126,7 +126,7 @@ def two_processes(tiny_model, local_tasks, tmp_path_factory):
     launch = [
         "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), "-m", "lc_tasks",
+        "--main_process_port", str(free_port()), "-m", "lc_eval",
     ]  # fmt: skip
     env = {**ENV, "ACCELERATE_USE_CPU": "1"}
     proc = run_cli(*launch, *run_args(model, local_tasks, out), env=env)
