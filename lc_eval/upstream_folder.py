@@ -2,8 +2,8 @@
 
 ``lc_tasks`` is exactly the code that ships to lm-eval (the application lives in ``lc_eval``,
 the models in ``lc_models``), so the copy is the package whole: every module and every data
-file (word lists, prompt templates), but not ``task_configs/`` (an installed package holds the
-YAMLs there; the folder carries its own) and no ``__pycache__``. The folder is the same from a
+file (word lists, prompt templates; ``CARRIED``), but not ``task_configs/`` (an installed
+package holds the YAMLs there; the folder carries its own). The folder is the same from a
 checkout, an editable install or a wheel. Each module is copied byte for byte with two changes
 only, both undone by ``original``:
 
@@ -43,7 +43,9 @@ ROOT = Path(lc_tasks.__file__).resolve().parent  # the package's folder, whereve
 # third-party imports the copy may make.
 ALLOWED = frozenset({"datasets", "huggingface_hub", "jinja2", "lm_eval", "numpy", "tqdm",
                      "transformers", "yaml"})
-LEFT_OUT = ("task_configs", "__pycache__")
+# What the package is made of (pyproject.toml's package-data for lc_tasks, and its modules);
+# anything else on disk (an editor's backup, a stray note, an installed task_configs/) stays out.
+CARRIED = ("**/*.py", "templates/*.jinja", "data/*")
 
 _IMPORT = re.compile(rf"^(\s*)(from|import) {PACKAGE}(?=[\s.])", re.MULTILINE)
 _FILES = re.compile(rf"""files\((["']){PACKAGE}\1\)""")
@@ -52,10 +54,9 @@ _HEADER = ("# Generated from lc-eval's lc_tasks/{path} by scripts/make_upstream_
 
 
 def package_files() -> list[Path]:
-    """Every file of the package the copy carries, sorted."""
-    return sorted(p for p in ROOT.rglob("*") if p.is_file()
-                  and not set(LEFT_OUT) & set(p.relative_to(ROOT).parts)
-                  and p.suffix not in (".pyc", ".pyo"))
+    """Every file of the package the copy carries (``CARRIED``), sorted."""
+    return sorted({p for pattern in CARRIED for p in ROOT.glob(pattern) if p.is_file()
+                   and not {"task_configs", "__pycache__"} & set(p.relative_to(ROOT).parts)})
 
 
 def _imports(tree: ast.AST) -> list[str]:

@@ -1,7 +1,7 @@
 """The papers lc-eval's tasks come from, and the datasets its QA tasks read: one table.
 
-The family READMEs (``scripts/gen_task_configs.py``) and the upstream folder's README
-(``lc_eval.upstream_readme``) both cite from here.
+The family READMEs (``scripts/gen_task_configs.py``) and the README of the upstream folder
+both cite from here.
 
 >>> paper_of("passkey").title.startswith("Landmark Attention")
 True

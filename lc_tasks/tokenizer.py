@@ -117,8 +117,11 @@ def load_tokenizer(name: str, trust_remote_code: bool = False, gguf_file: str | 
                                                        **extra)
     except Exception as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        plugin = ("" if _HOOKS.local_path else "; lc-eval's short names (tiny-llama, ...) and "
+                  "the RWKV World tokenizer resolve with its model plugin loaded (lc-eval run)")
         raise UsageError(f"cannot load tokenizer {name!r} to size the lc-eval tasks ({reason}); "
-                         "pass tokenizer=<hub id or local folder with tokenizer files>") from err
+                         "pass tokenizer=<hub id or local folder with tokenizer files>"
+                         f"{plugin}") from err
     # Going past the model's length is what the tasks measure: no per-encode length warning
     # from transformers ("Token indices sequence length is longer than ...")
     tok.model_max_length = UNLIMITED

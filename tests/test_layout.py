@@ -8,6 +8,8 @@ counts, lazy ones inside functions included (``docs/development.md``, "The house
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -70,11 +72,43 @@ def test_the_packages_import_no_benchmark_or_script():
         assert not tops & {"benchmarks", "scripts", "tests", "conftest"}, name
 
 
+def test_imports_are_absolute():
+    """The graph reads absolute imports; a relative one would hide an arrow."""
+    relative = [name for name, path in MODULES.items()
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.level > 0]
+    assert not relative, f"relative imports in {relative}"
+
+
 def test_lc_tasks_does_not_name_the_floors_above_it():
     """Not even in a string handed to importlib: the tasks must run from lm-eval's own folder,
     where neither lc_models nor lc_eval exists."""
     for path in sorted((ROOT / "lc_tasks").rglob("*.py")):
-        assert "lc_models" not in path.read_text(encoding="utf-8"), path
+        text = path.read_text(encoding="utf-8")
+        assert "lc_models" not in text, path
+        assert not re.search(r"(?<![\w./])lc_eval\.\w", text), path
+
+
+@pytest.mark.parametrize("floor", FLOORS[:-1])
+def test_no_module_name_of_a_higher_floor_in_a_string(floor):
+    """A table of module names (``"pkg.mod"`` or ``"pkg.mod:obj"``) is an import in waiting."""
+    above = "|".join(FLOORS[FLOORS.index(floor) + 1:])
+    name = re.compile(rf"^({above})(\.\w+)*(:\w+)?$")
+    found = [f"{path.relative_to(ROOT)}: {node.value!r}"
+             for path in sorted((ROOT / floor).rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and name.match(node.value)]
+    assert not found, "\n".join(found)
+
+
+def test_the_model_plugin_teaches_the_tasks_its_names():
+    """lc_tasks alone knows no short name; importing lc_models registers them."""
+    script = ("from lc_tasks.tokenizer import local_path; before = local_path('tiny-llama'); "
+              "import lc_models; print(before, local_path('tiny-llama').endswith('zoo/tiny-llama'))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["tiny-llama", "True"]
 
 
 def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -123,7 +157,8 @@ def test_lc_tasks_holds_no_command_line_program():
     for path in sorted((ROOT / "lc_tasks").rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         assert "argparse" not in _imported(path), path
-        assert '__name__ == "__main__"' not in text, path
+        assert not any(isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
+                       and node.left.id == "__name__" for node in ast.walk(ast.parse(text))), path
 
 
 def _pyproject() -> dict:

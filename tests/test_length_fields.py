@@ -133,7 +133,8 @@ def test_a_test_against_eager_alone_keeps_lc_sdpa(tiny_model):
     assert attention.patch(model)
 
 
-@pytest.mark.parametrize("name", ["lc_models.length_fields", "lc_models.verify"])
+@pytest.mark.parametrize("name", ["lc_models.length_fields", "lc_models.verify",
+                                  "lc_models.models.rwkv_lm"])
 def test_docstring_examples_hold(name):
     import doctest
     import importlib
