@@ -224,11 +224,11 @@ def _fit_context(inner, server: http.Server, lengths: list[tuple[str, int]],
                  model_args: dict) -> None:
     if server.context is None:
         return
-    for task, length in sorted(lengths, key=lambda t: -t[1])[:1]:
-        if length > server.context:
-            raise UsageError(f"{task} needs {length} tokens, but the server at {server.url} "
-                             f"serves a context of {server.context} ({server.context_from}); "
-                             f"{RESTART}, or run tasks of at most {server.context} tokens")
+    task, length = max(lengths, key=lambda t: t[1], default=(None, 0))
+    if length > server.context:
+        raise UsageError(f"{task} needs {length} tokens, but the server at {server.url} "
+                         f"serves a context of {server.context} ({server.context_from}); "
+                         f"{RESTART}, or run tasks of at most {server.context} tokens")
     if "max_length" not in model_args:  # lm-eval's 2048 would refuse what the server takes
         inner.max_length = server.context  # a task sized to it fits: prompt + max_gen_toks
         logging.getLogger("lm_eval.lc_tasks").info(

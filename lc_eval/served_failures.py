@@ -96,8 +96,7 @@ def _network_error(err: Exception) -> bool:
 
 
 def _failure(said: str, server: http.Server, requests, lengths) -> UsageError:
-    said = " ".join(said.split())
-    said = said if len(said) <= 240 else said[:237] + "..."
+    said = http.one_line(said, 240)
     context = http.context_in_error(said)
     asked = [(r.doc["length"], getattr(r, "task_name", None) or f"lc_{r.doc['family']}")
              for r in requests if isinstance(getattr(r, "doc", None), dict)

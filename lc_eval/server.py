@@ -34,7 +34,7 @@ from typing import Any
 
 from lc_tasks.errors import UsageError
 
-__all__ = ["Reply", "Server", "api_prefix", "context_in_error", "discover", "post"]
+__all__ = ["Reply", "Server", "api_prefix", "context_in_error", "discover", "one_line", "post"]
 
 TIMEOUT = 10  # seconds for one small request (a probe, a /models listing)
 
@@ -59,8 +59,17 @@ class Reply:
         if text is None and isinstance(self.body, dict) and isinstance(
                 self.body.get("detail"), str):
             text = self.body["detail"]
-        text = " ".join(str(text if text is not None else self.text).split())
-        return text if len(text) <= width else text[: width - 3] + "..."
+        return one_line(str(text if text is not None else self.text), width)
+
+
+def one_line(text: str, width: int = 200) -> str:
+    """``text`` on one line, cut to ``width`` characters with "..." where longer.
+
+    >>> one_line("a\\n  b", 10), one_line("x" * 12, 10)
+    ('a b', 'xxxxxxx...')
+    """
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ MODULES = [
     "lc_tasks.prompts",
     "lc_tasks.scoring", "lc_tasks.dataset", "lc_tasks.generators",
     "lc_tasks.generators.common", "lc_tasks.generators.vt", "lc_tasks.generators.fwe",
-    "lc_tasks.generators.kvrecall", "lc_tasks.generators.ppl", "lc_eval.summary",
+    "lc_tasks.generators.kvrecall", "lc_tasks.generators.ppl", "lc_eval.summary", "lc_eval.server",
     "lc_tasks.generators.copy", "lc_tasks.generators.latent", "lc_tasks.generators.statetrack",
 ]
 
