@@ -15,7 +15,6 @@ Results go to ``<out>/ops.json`` and ``<out>/ops.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_prefill import loadavg, machine
+from bench_prefill import finish, loadavg, machine
 
 from lc_models.ops import dispatch, native
 from lc_models.ops.linear_scan import linear_scan, linear_scan_ref
@@ -36,13 +35,21 @@ from lc_models.ops.wkv6 import wkv6, wkv6_ref
 from lc_models.ops.wkv7 import wkv7, wkv7_ref
 
 DEFAULT_LENGTHS = [2048, 4096, 8192, 16384]
-# op -> (what size, inputs(L, generator) -> args, fast(args, backend), ref(args))
+# op -> the model size its inputs are shaped after
 SHAPES = {
     "wkv7": "RWKV-7-190m: 12 heads of 64",
     "wkv6": "RWKV-6-170m: 12 heads of 64",
     "selective_scan": "Mamba-130m: d_inner 1536, d_state 16",
     "ssd": "Mamba2-130m: 24 heads of 64, d_state 128",
     "linear_scan": "RecurrentGemma at d_model 768: lru_width 768",
+}
+# op -> (fast path, its reference, keyword arguments both take)
+OPS = {
+    "wkv7": (wkv7, wkv7_ref, {}),
+    "wkv6": (wkv6, wkv6_ref, {}),
+    "selective_scan": (selective_scan, selective_scan_ref, {"delta_softplus": True}),
+    "ssd": (ssd, ssd_ref, {}),
+    "linear_scan": (linear_scan, linear_scan_ref, {}),
 }
 
 
@@ -68,17 +75,8 @@ def inputs(op: str, L: int, g: torch.Generator) -> tuple:
 
 def run(op: str, args: tuple, backend: str):
     """One call of ``op`` on ``args`` through ``backend`` ("native", "torch" or "ref")."""
-    if op == "wkv7":
-        return wkv7_ref(*args) if backend == "ref" else wkv7(*args, backend=backend)
-    if op == "wkv6":
-        return wkv6_ref(*args) if backend == "ref" else wkv6(*args, backend=backend)
-    if op == "selective_scan":
-        if backend == "ref":
-            return selective_scan_ref(*args, delta_softplus=True)
-        return selective_scan(*args, delta_softplus=True, backend=backend)
-    if op == "ssd":
-        return ssd_ref(*args) if backend == "ref" else ssd(*args, backend=backend)
-    return linear_scan_ref(*args) if backend == "ref" else linear_scan(*args, backend=backend)
+    fast, ref, kwargs = OPS[op]
+    return ref(*args, **kwargs) if backend == "ref" else fast(*args, **kwargs, backend=backend)
 
 
 class _Count(TorchDispatchMode):
@@ -155,13 +153,7 @@ def main(argv=None) -> None:
                "load_start": loadavg(), "lengths": lengths, "ops": {}}
     for op in opts.ops.split(","):
         results["ops"][op] = bench(op, lengths, backends, opts.repeat, opts.max_seconds)
-    results["load_end"] = loadavg()
-    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    opts.out.mkdir(parents=True, exist_ok=True)
-    (opts.out / "ops.json").write_text(json.dumps(results, indent=2))
-    text = markdown(results)
-    (opts.out / "ops.md").write_text(text)
-    print(text)
+    finish(results, opts.out, "ops", markdown)
 
 
 if __name__ == "__main__":

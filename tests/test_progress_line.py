@@ -68,7 +68,8 @@ def test_a_bar_is_kept_and_closed_except_in_a_terminal(stream, leave):
 
 
 def test_no_bar_of_the_package_erases_itself_everywhere():
-    """Every tqdm bar of lc_models and lc_tasks takes its ``leave`` from ``leave_bar``."""
-    for path in sorted([*ROOT.glob("lc_models/**/*.py"), *ROOT.glob("lc_tasks/**/*.py")]):
+    """Every tqdm bar of lc_tasks, lc_models and lc_eval takes its ``leave`` from ``leave_bar``."""
+    for path in sorted(p for floor in ("lc_tasks", "lc_models", "lc_eval")
+                       for p in ROOT.glob(f"{floor}/**/*.py")):
         text = path.read_text() if path.name != "progress.py" else ""
         assert not re.search(r"leave\s*=\s*False", text), f"{path}: a bar with leave=False"
