@@ -52,8 +52,9 @@ from pathlib import Path
 from lc_eval.upstream_folder import PACKAGE, PREFIX, copy_package
 from lc_eval.upstream_readme import group_readme, patch_family_readme, readme
 from lc_tasks import include_path
+from lc_tasks.citations import RULER
 from lc_tasks.errors import UsageError
-from lc_tasks.families import FAMILIES, LENGTHS
+from lc_tasks.families import LENGTHS
 
 __all__ = ["BASE", "FOLDER", "TAG", "UPSTREAM_LENGTHS", "check_out", "folder_names",
            "write_folder"]
@@ -63,7 +64,7 @@ TAG = "lc_eval"
 BASE = "_lc_base_yaml"  # the shared config, ``_lc_base.yaml`` in task_configs/
 UPSTREAM_LENGTHS: tuple[str, ...] = tuple(label for label, n in LENGTHS.items()
                                           if 4096 <= n <= 131072)
-HOMEPAGE = "https://github.com/NVIDIA/RULER"  # lc-eval has no public URL yet: --homepage
+HOMEPAGE = RULER.homepage  # lc-eval has no public URL yet: --homepage
 # The summary line of scripts/check_upstream.sh, measured (see docs/contributing-upstream.md);
 # written into the folder's README.
 CHECKED = ("`PYTHON=/tmp/venv-up/bin/python scripts/check_upstream.sh /tmp/lm-eval-src` (lc-eval's "
@@ -145,21 +146,16 @@ def write_folder(parent: str | Path, homepage: str = HOMEPAGE) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(_yaml(text), encoding="utf-8")
     names = set(folder_names(target))
-    family_readmes = {}
     for folder in sorted(p for p in target.iterdir() if p.is_dir()):
         ours = source / folder.name / "README.md"
         if ours.is_file():
-            family_readmes[folder.name] = ours.read_text(encoding="utf-8")
-            text = patch_family_readme(family_readmes[folder.name], names, UPSTREAM_LENGTHS)
+            text = patch_family_readme(ours.read_text(encoding="utf-8"), names, UPSTREAM_LENGTHS)
         else:
             text = group_readme(folder.name, UPSTREAM_LENGTHS)  # only groups lack one
         (folder / "README.md").write_text(text, encoding="utf-8")
-    # the papers in the family table's order (RULER's first)
-    order = [*FAMILIES, *sorted(set(family_readmes) - set(FAMILIES))]
     copy_package(target / PACKAGE)
     (target / "README.md").write_text(readme(
-        names=names, lengths=UPSTREAM_LENGTHS, tag=TAG, homepage=homepage,
-        family_readmes=[family_readmes[n] for n in order if n in family_readmes],
-        checked=CHECKED), encoding="utf-8")
+        names=names, lengths=UPSTREAM_LENGTHS, tag=TAG, homepage=homepage, checked=CHECKED),
+        encoding="utf-8")
     return target
 

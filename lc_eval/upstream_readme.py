@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import re
 
-from lc_tasks.citations import DATASETS
+from lc_tasks.citations import DATASETS, RULER, paper_of
 from lc_tasks.families import FAMILIES, GROUPS
 
 __all__ = ["escape_placeholders", "group_readme", "patch_family_readme", "readme",
            "tasks_readme_line"]
 
 _PLACEHOLDER = re.compile(r"<([^<>`\s][^<>`]*)>")
-_TITLE = re.compile(r"^Title: `(.+)`$", re.MULTILINE)
-_ABSTRACT = re.compile(r"^Abstract: `(.+)`$", re.MULTILINE)
-_CITATION = re.compile(r"### Citation\n\n```[a-z]*\n(.*?)\n```", re.DOTALL)
 _ROW = re.compile(r"^\| `(lc_[^`]+)` \|")
 
 
@@ -81,14 +78,14 @@ def group_readme(group: str, lengths: tuple[str, ...]) -> str:
 
 ## Paper
 
-Title: `RULER: What's the Real Context Size of Your Long-Context Language Models?`
+Title: `{RULER.title}`
 
-Abstract: `https://arxiv.org/abs/2404.06654`
+Abstract: `{RULER.abstract}`
 
 One group per length: the unweighted mean `acc` of {len(families)} families at one length:
 {members}.{data}
 
-Homepage: `https://github.com/NVIDIA/RULER`
+Homepage: `{RULER.homepage}`
 
 ### Citation
 
@@ -118,18 +115,6 @@ See `../README.md`.
 """
 
 
-def _papers(family_readmes: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(title, abstract) pairs and BibTeX entries of the family READMEs, first seen first."""
-    papers: dict[str, str] = {}
-    bibtex: dict[str, None] = {}
-    for text in family_readmes:
-        for title, abstract in zip(_TITLE.findall(text), _ABSTRACT.findall(text)):
-            papers.setdefault(title, abstract)
-        for entry in _CITATION.findall(text):
-            bibtex.setdefault(entry.strip(), None)
-    return list(papers.items()), list(bibtex)
-
-
 def _task_lines(names: set[str], lengths: tuple[str, ...]) -> str:
     """One line per family, then one per other name pattern (parameter sweeps)."""
     lines = []
@@ -147,15 +132,18 @@ def _task_lines(names: set[str], lengths: tuple[str, ...]) -> str:
 
 
 def readme(*, names: set[str], lengths: tuple[str, ...], tag: str, homepage: str,
-           family_readmes: list[str], checked: str) -> str:
+           checked: str) -> str:
     """The folder's README: ``names`` its task and group names, ``lengths`` its length labels,
     ``checked`` the summary line of ``scripts/check_upstream.sh``."""
-    papers, bibtex = _papers(family_readmes)
+    # the papers of the families in the folder, in the family table's order
+    papers = list(dict.fromkeys(paper_of(family.kind) for name, family in FAMILIES.items()
+                                if any(f"lc_{name}_{label}" in names for label in lengths)))
+    bibtex = [paper.bibtex for paper in papers]
     qa_sets = [f.params["dataset"] for f in FAMILIES.values() if f.kind == "qa"
                and any(f"lc_{f.name}_{label}" in names for label in lengths)]
     bibtex += [DATASETS[d] for d in qa_sets if d in DATASETS]
-    titles = "; ".join(f"`{t}`" for t, _ in papers)
-    abstracts = ", ".join(f"`{a}`" for _, a in papers)
+    titles = "; ".join(f"`{paper.title}`" for paper in papers)
+    abstracts = ", ".join(f"`{paper.abstract}`" for paper in papers)
     groups = "\n".join(
         f"* `lc_{g}_<len>`: the unweighted mean `acc` of {len(fams)} families at one length "
         f"({', '.join(f'`{f}`' for f in fams)})" for g, fams in GROUPS.items()

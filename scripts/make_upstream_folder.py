@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from lc_eval.upstream import HOMEPAGE, check_out, write_folder
+from lc_eval.upstream import HOMEPAGE, write_folder
 from lc_eval.upstream_readme import tasks_readme_line
 from lc_tasks.errors import UsageError
 
@@ -25,10 +25,9 @@ def main(argv=None) -> None:
                         help=f"the README's Homepage URL (default {HOMEPAGE})")
     args = parser.parse_args(argv)
     try:
-        check_out(args.out)
-    except UsageError as err:
+        folder = write_folder(args.out, homepage=args.homepage)
+    except UsageError as err:  # --out cannot hold the folder (write_folder's check_out)
         parser.error(str(err))  # one line, exit 2
-    folder = write_folder(args.out, homepage=args.homepage)
     print(f"wrote {folder}; add this row to lm-eval's lm_eval/tasks/README.md, in "
           f"alphabetical order:\n{tasks_readme_line()}")
 
