@@ -37,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llama_server import llama_server
 
-LENGTHS = {"1k": 1024, "2k": 2048, "4k": 4096, "8k": 8192}
+from lc_tasks.families import LENGTHS
+
 GEN = {"until": ["\n"], "max_gen_toks": 16, "do_sample": False, "temperature": 0.0}
 
 

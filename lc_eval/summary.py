@@ -15,7 +15,7 @@ lm-eval's own table sorts task names as strings (``lc_passkey_128k`` before
 
 from __future__ import annotations
 
-from lc_eval.report.cells import table
+from lc_eval.report.cells import MISSING, nats, table
 from lc_eval.report.names import FAMILIES, length_label, parse_pair_task, parse_task
 from lc_eval.report.state_study import nll_metrics, parse_bucket
 
@@ -47,11 +47,7 @@ def summary_tables(results: dict) -> str:
 
 def pair_table(results: dict) -> str:
     """``acc`` (percent) of the kvrecall pair sweeps: one row per length, one column per count."""
-    cells: dict[int, dict[int, float]] = {}
-    for name, metrics in results.get("results", {}).items():
-        parsed, score = parse_pair_task(name), _score(metrics)
-        if parsed and score is not None:
-            cells.setdefault(parsed[0], {})[parsed[1]] = score
+    cells = _grid(results.get("results", {}), parse_pair_task)
     if not cells:
         return ""
     counts = sorted({n for row in cells.values() for n in row})
@@ -73,17 +69,13 @@ def loss_table(results: dict) -> str:
     labels = sorted((label for label in rows[longest] if label != "all"),
                     key=lambda label: parse_bucket(label)[0]) + ["all"]
     return table(["nll (nats/token)", *labels], [
-        [f"ppl {length_label(length)}", *[f"{row[b]:.3f}" if b in row else "-" for b in labels]]
+        [f"ppl {length_label(length)}", *[nats(row.get(b)) for b in labels]]
         for length, row in sorted(rows.items())])
 
 
 def length_table(results: dict) -> str:
     """A Markdown table of ``acc`` (percent) per family and length, or "" without our tasks."""
-    cells: dict[str, dict[int, float]] = {}
-    for name, metrics in {**results.get("results", {}), **results.get("groups", {})}.items():
-        parsed, score = parse_task(name), _score(metrics)
-        if parsed and score is not None:
-            cells.setdefault(parsed[0], {})[parsed[1]] = score
+    cells = _grid({**results.get("results", {}), **results.get("groups", {})}, parse_task)
     if not cells:
         return ""
     lengths = sorted({n for row in cells.values() for n in row})
@@ -94,5 +86,15 @@ def length_table(results: dict) -> str:
             order.index(kv[0]) if kv[0] in order else len(order), kv[0]))])
 
 
+def _grid(named_metrics: dict, parse) -> dict:
+    """``row -> {column: acc}`` of the names ``parse`` reads as ``(row, column)``."""
+    cells: dict = {}
+    for name, metrics in named_metrics.items():
+        parsed, score = parse(name), _score(metrics)
+        if parsed and score is not None:
+            cells.setdefault(parsed[0], {})[parsed[1]] = score
+    return cells
+
+
 def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}"
+    return MISSING if value is None else f"{100 * value:.1f}"
