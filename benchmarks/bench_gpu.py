@@ -71,11 +71,11 @@ def measure_here(model: str, path: Path, lengths: list[int], extra: str) -> list
     the shortest length rather than its 256 tokens)."""
     import measure
 
-    measure.WARMUP_TOKENS = min(lengths)
     points = []
     for length in lengths:
         try:
-            points.append(measure.run_request("loglikelihood", model, str(path), length, extra))
+            points.append(measure.run_request("loglikelihood", model, str(path), length, extra,
+                                              warmup=min(lengths)))
         except Exception as err:  # noqa: BLE001  (reported in the table, as sweep() does)
             points.append({"tokens": length, "error": f"{type(err).__name__}: {err}"})
     return points

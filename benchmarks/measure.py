@@ -149,7 +149,8 @@ class RwkvPackage:
         return total, total - w["emb.weight"].numel() - w["head.weight"].numel()
 
 
-def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str) -> dict:
+def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str,
+                warmup: int = WARMUP_TOKENS) -> dict:
     import torch
     from lm_eval.api.instance import Instance
 
@@ -178,7 +179,7 @@ def run_request(mode: str, model: str, path: str, n_tokens: int, model_args: str
         if Path(path).suffix == ".gguf":  # a real tokenizer: requests measured with it
             tok = lm.tokenizer
     load_s = time.perf_counter() - start
-    call(lm, request(WARMUP_TOKENS))  # one-time costs: thread pools, kernel builds
+    call(lm, request(warmup))  # one-time costs: thread pools, kernel builds
     rss_before = peak_rss_mb()
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
     if cuda:

@@ -52,8 +52,6 @@ EPILOG = """examples:
 
 Every lm-eval subcommand and flag works unchanged (lc-eval run --help lists them).
 """
-# Our own flags, taken off the command line before lm-eval's parser sees it.
-OWN_FLAGS = ("--traceback", "--allow_truncation")
 
 
 def _with_our_tasks(user_path: str | list[str] | None) -> list[str]:
@@ -143,9 +141,10 @@ def _guard_lengths(model: str, allow_truncation: bool, model_args: dict | None =
             tasks = task_dict["tasks"]
         else:  # the older nested form
             _, tasks = lm_eval.evaluator._handle_back_comp(task_dict)
-        prepare(lm, task_lengths(list(tasks.values())), chat, dict(model_args or {}), model)
-        check_lengths(lm, list(tasks.values()), model, allow_truncation)
+        lengths = task_lengths(list(tasks.values()))
+        prepare(lm, lengths, chat, dict(model_args or {}), model)
         if not allow_truncation:
+            check_lengths(lm, lengths, model)
             guard_requests(lm, model)
         return evaluate(lm, task_dict, *args, **kwargs)
 

@@ -2,8 +2,9 @@
 
 Both run once the model exists and before any request:
 
-* ``check_lengths(lm, tasks)``: a model whose ``max_length`` is below a task's length would
-  left-truncate every prompt (lm-eval's ``hf`` does, with one log line per request) or fail;
+* ``check_lengths(lm, task_lengths(tasks))``: a model whose ``max_length`` is below a task's
+  length would left-truncate every prompt (lm-eval's ``hf`` does, with one log line per
+  request) or fail;
 * ``guard_requests(lm)``: each request as lm-eval built it (chat template, system instruction,
   few-shot examples included) is measured with the model's own tokenization first.
 
@@ -27,13 +28,14 @@ def task_lengths(tasks: list) -> list[tuple[str, int]]:
     return out
 
 
-def check_lengths(lm, tasks: list, model: str = "the model", allow_truncation: bool = False):
-    """Refuse a run whose model cannot take a task's full length (see the module docstring)."""
+def check_lengths(lm, lengths: list[tuple[str, int]], model: str = "the model") -> None:
+    """Refuse a run whose model cannot take the full length of a task of ``lengths``
+    (``task_lengths``' pairs; see the module docstring)."""
     limit = getattr(lm, "max_length", None)
-    if not isinstance(limit, int) or allow_truncation:
+    if not isinstance(limit, int):
         return
     inner = getattr(lm, "lm", lm)  # CachingLM (--use_cache) wraps the model
-    for name, length in task_lengths(tasks):
+    for name, length in lengths:
         if length <= limit:
             continue
         if hasattr(inner, "limit_reason"):  # lc_hf: a limit the user set, or a position table
