@@ -5,8 +5,9 @@
 llama.cpp multiplies a quantized GGUF's weights with activations quantized too (Q4_1 weights
 against Q8_1 activations), while ``lc_hf`` (through transformers) dequantizes the weights and
 computes in float32. Served from this file, llama.cpp computes in float32 on the very same
-weight values, so the two differ by float rounding alone: ``bench_served.py --f32`` separates
-what the server does to the prompt from what its quantized arithmetic does to the answer.
+weight values, so the two differ by float rounding alone: ``bench_served.py --model <file>`` on
+each file separates what the server does to the prompt from what its quantized arithmetic
+does to the answer.
 """
 
 from __future__ import annotations
