@@ -50,7 +50,11 @@ def tiny_model(tmp_path_factory):
 def wheel_site(tmp_path_factory):
     """A non-editable install of this checkout: its wheel built and unpacked (no dependencies)
     into a bare folder, once per session."""
-    root = Path(__file__).resolve().parent.parent
+    # Built from a copy without build/: setuptools reuses build/lib, so a module renamed since
+    # the checkout's last build would ship under its old name too.
+    root = tmp_path_factory.mktemp("source") / "lc-eval"
+    shutil.copytree(Path(__file__).resolve().parent.parent, root, ignore=shutil.ignore_patterns(
+        ".git", ".ci-venv", ".venv", "build", "dist", "*.egg-info", "__pycache__", "out"))
     wheels = tmp_path_factory.mktemp("wheel")
     site = tmp_path_factory.mktemp("site")
     pip = [sys.executable, "-m", "pip", "-q"]
@@ -59,6 +63,12 @@ def wheel_site(tmp_path_factory):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
                    check=True)
     return site
+
+
+@pytest.fixture(scope="session")
+def wheel_env(wheel_site) -> dict:
+    """The environment of a process that imports lc-eval from ``wheel_site`` only, offline."""
+    return {"PYTHONPATH": str(wheel_site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
 
 
 # Checkpoint kinds in native formats that lc_hf reads itself (lc_models.models).

@@ -39,17 +39,11 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def installed(wheel_site, tmp_path_factory):
-    target = wheel_site
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        check=False, capture_output=True,
-        text=True,
-        cwd=tmp_path_factory.mktemp("elsewhere"),
-        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-    )
+def installed(wheel_site, wheel_env, tmp_path_factory):
+    out = subprocess.run([sys.executable, "-c", PROBE], check=False, capture_output=True,
+                         text=True, cwd=tmp_path_factory.mktemp("elsewhere"), env=wheel_env)
     assert out.returncode == 0, out.stderr[-3000:]
-    return target, json.loads(out.stdout.strip().splitlines()[-1])
+    return wheel_site, json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_packages_are_imported_from_the_install(installed):

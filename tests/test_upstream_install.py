@@ -21,19 +21,18 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 def make_folder(out: Path, env=None, cwd=None) -> Path:
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], check=False,
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+    proc = run_cli_script("--out", str(out), env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / "lc_eval"
 
 
-def test_the_folder_from_a_wheel_install_equals_the_checkouts(wheel_site, tmp_path):
-    env = {"PYTHONPATH": str(wheel_site), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+def test_the_folder_from_a_wheel_install_equals_the_checkouts(wheel_site, wheel_env, tmp_path):
     where = subprocess.run([sys.executable, "-c", "import lc_tasks; print(lc_tasks.__file__)"],
-                           check=True, capture_output=True, text=True, env=env, cwd=tmp_path)
+                           check=True, capture_output=True, text=True, env=wheel_env,
+                           cwd=tmp_path)
     assert where.stdout.startswith(str(wheel_site)), "the script would not run the install"
     assert (wheel_site / "lc_tasks" / "task_configs").is_dir()  # what once leaked in
-    installed = tree(make_folder(tmp_path / "from-wheel", env=env, cwd=tmp_path))
+    installed = tree(make_folder(tmp_path / "from-wheel", env=wheel_env, cwd=tmp_path))
     checkout = tree(make_folder(tmp_path / "from-checkout"))
     assert not any("task_configs" in name for name in installed)
     assert sorted(installed) == sorted(checkout), (
@@ -54,8 +53,8 @@ def test_out_naming_a_file_is_one_line(tmp_path, under):
     assert afile.read_text() == "x"
 
 
-def run_cli_script(*args):
+def run_cli_script(*args, env=None, cwd=None):
     return subprocess.run([sys.executable, str(SCRIPT), *args], check=False,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
