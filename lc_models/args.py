@@ -28,7 +28,7 @@ from lc_tasks.errors import UsageError, suggest
 # lc_hf's own arguments (beside all of hf's)
 OWN = ("chunk_size", "max_length", "verify", "batch_size", "device", "dtype", "tokenizer",
        "pretrained", "trust_remote_code", "kernels")
-# kernels=: which implementation every op runs (lc_models.ops.dispatch.KERNELS; a test checks)
+# kernels=: which implementation every op runs (lc_models.ops.dispatch reads these)
 KERNELS = ("auto", "torch", "native", "vendor")
 VENDOR_PACKAGES = "flash-linear-attention, mamba-ssm, causal-conv1d"
 # lm-eval 0.4.13's HFLM.__init__ parameters (a test checks them against the installed one; a
@@ -102,14 +102,20 @@ def check_device(value: Any) -> Any:
     return value
 
 
-def check_kernels(value: Any, device: Any = None) -> str:
-    """``kernels=`` as one of ``KERNELS``, if this machine and ``device`` can run it; else a
-    UsageError naming the fix. ``vendor`` needs a CUDA device (each op's package is checked
-    when it first runs); ``native`` needs the CPU and the compiled kernels."""
+def kernel_name(value: Any) -> str:
+    """``value`` as one of ``KERNELS``, else a UsageError naming the closest."""
     text = str(value).strip().lower()
     if text not in KERNELS:
         raise UsageError(f"kernels={value!r} is not one of {', '.join(KERNELS)}"
                          + suggest(text, KERNELS))
+    return text
+
+
+def check_kernels(value: Any, device: Any = None) -> str:
+    """``kernels=`` as one of ``KERNELS``, if this machine and ``device`` can run it; else a
+    UsageError naming the fix. ``vendor`` needs a CUDA device (each op's package is checked
+    when it first runs); ``native`` needs the CPU and the compiled kernels."""
+    text = kernel_name(value)
     if text in ("auto", "torch"):
         return text
     import torch

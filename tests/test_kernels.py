@@ -249,10 +249,6 @@ def test_ssd_hands_mamba_ssm_the_initial_state(vendor_stand_ins):
 
 
 # ------------------------------------------------------------------ the model arg
-def test_the_model_arg_names_the_dispatch_choices():
-    assert model_args.KERNELS == dispatch.KERNELS
-
-
 @pytest.mark.parametrize("value,message", [
     ("vendr", "did you mean 'vendor'"),
     ("vendor", "pass kernels=auto"),

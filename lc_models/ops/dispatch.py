@@ -34,12 +34,12 @@ import logging
 
 import torch
 
+from lc_models.args import KERNELS, kernel_name
 from lc_models.ops import native
 from lc_tasks.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-KERNELS = ("auto", "torch", "native", "vendor")
 # op -> (module, attribute, pip name) of its CUDA kernel
 VENDORS = {
     "wkv6": ("fla.ops.rwkv6", "chunk_rwkv6", "flash-linear-attention"),
@@ -53,18 +53,10 @@ _mode = "auto"
 _vendor_cache: dict[str, object] = {}
 
 
-def check_kernels(value) -> str:
-    """``value`` as one of ``KERNELS``, else a UsageError."""
-    text = str(value).strip().lower()
-    if text not in KERNELS:
-        raise UsageError(f"kernels={value!r} is not one of {', '.join(KERNELS)}")
-    return text
-
-
 def set_kernels(mode: str) -> None:
     """Force one kind of kernel for every op in this process ("auto" restores the rule)."""
     global _mode
-    _mode = check_kernels(mode)
+    _mode = kernel_name(mode)
 
 
 def kernels() -> str:
