@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import dispatch, native
+from lc_models.ops.scan_state import start_state
 
 CHUNK = 8  # tokens per chunk: the (T, T, channels) factor grows with it
 CHUNKS_PER_BLOCK = 8  # one Python iteration each; 64 tokens keep a block in cache
@@ -58,14 +59,12 @@ def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
     else torch); ``chunk_size``: tokens per chunk of the torch form (default ``CHUNK``)."""
     batch, L, channels = x.shape
     kind = dispatch.choose("linear_scan", x, backend=backend)
+    state = start_state(h, (batch, channels), x.device).contiguous()  # (batch, channels)
     if kind == "native":
-        state = (torch.zeros(batch, channels) if h is None
-                 else h.float().contiguous().clone())  # (batch, channels), updated in place
-        return native.linear_scan(a, x, state), state
+        return native.linear_scan(a, x, state), state  # state updated in place
     T = chunk_size or CHUNK
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
-    state = x.new_zeros(batch, channels, dtype=torch.float32) if h is None else h.float()
     log_a = a.float().log().clamp_(min=-LOG_ZERO)  # (batch, L, channels), 0 -> -LOG_ZERO
     x = x.float()
     ys = []
