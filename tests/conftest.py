@@ -194,3 +194,20 @@ def run_cli(*args: str, timeout: float = 600, check: bool = True, env=None, cwd=
             f"\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def tiny_sparse(vocab_size: int = 100, index_topk: int = 8, seed: int = 0, **token_ids):
+    """A tiny random DeepSeek-V3.2 in eval mode: a learned indexer picks each query's top-k
+    keys (``token_ids``: e.g. ``bos_token_id=1`` for a checkpoint saved with a tokenizer)."""
+    import torch
+    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
+
+    config = CONFIG_MAPPING["deepseek_v32"](
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, q_lora_rank=16,
+        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
+        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+        index_topk=index_topk, index_head_dim=16, index_n_heads=2, n_group=1, topk_group=1,
+        **token_ids)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config).eval()

@@ -11,13 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, tiny_sparse
 
 from lc_models import zoo
 
 RUN = ["run", "--device", "cpu", "--tasks", "lc_passkey_1k", "--limit", "1",
        "--metadata", json.dumps({"num_samples": 1})]
 SMOL = "smollm2-135m-instruct"
+GGUF_CASE = "GGUF with a tokenizer past its rows"  # run only where SMOL is installed
 
 
 def lc_hf(args: str) -> list[str]:
@@ -72,7 +73,8 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
     torch.save(weights, hf_bin / "pytorch_model.bin")
     sparse = root / "sparse"
     tok = build_tokenizer("char")
-    tiny_sparse_model(len(tok), index_topk=8).save_pretrained(sparse)
+    tiny_sparse(len(tok), index_topk=8, bos_token_id=1, eos_token_id=2,
+                pad_token_id=0).save_pretrained(sparse)
     tok.save_pretrained(sparse)
     nan_runs = root / "nan-runs"
     write_run(nan_runs, {"pretrained": "/ckpt/llama"},
@@ -107,25 +109,10 @@ def cases(tmp_path_factory, tiny_model, tokenizer_dir):
             "lc_vt_1k's acc,none is NaN, a run that failed or scored nothing; rerun that task"),
     }
     if zoo.REAL[SMOL].installed():
-        out["GGUF with a tokenizer past its rows"] = (
+        out[GGUF_CASE] = (
             [*RUN, *lc_hf(f"pretrained={zoo.path(SMOL)},tokenizer={wide}")],
             "has token ids up to 60006, but the model's input embedding has 49152 rows")
     return out
-
-
-def tiny_sparse_model(vocab_size, index_topk):
-    """A tiny random DeepSeek-V3.2: a learned indexer picks each query's top-k keys."""
-    from transformers import CONFIG_MAPPING, AutoModelForCausalLM
-
-    config = CONFIG_MAPPING["deepseek_v32"](
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, q_lora_rank=16,
-        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
-        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
-        index_topk=index_topk, index_head_dim=16, index_n_heads=2, n_group=1, topk_group=1,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config)
 
 
 @pytest.fixture(scope="module")
@@ -143,12 +130,13 @@ CASES = ["HF folder with a bigger tokenizer", "native mamba_ssm with a bigger to
          "native .pth with integer weights", "HF folder with integer weights",
          "HF folder with integer weights in a .bin",
          "sparse attention lc_hf cannot run exactly",
-         "report over NaN scores", "GGUF with a tokenizer past its rows"]
+         "report over NaN scores", GGUF_CASE]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_input_at_load_is_one_line(case, cases, outcomes):
     if case not in cases:
+        assert case == GGUF_CASE, f"{case!r} is not a case of the cases fixture"
         pytest.skip(f"{SMOL} is not installed")
     proc, expected = outcomes[case], cases[case][1]
     out = proc.stdout + proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_sparse
 from huggingface_hub.errors import StrictDataclassError
 from transformers import CONFIG_MAPPING, AutoModelForCausalLM
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -84,18 +85,6 @@ def test_each_probe_crosses_its_lengths_in_shorter_chunks(overrides, crossed):
             assert probe.chunk % 2 == 1
         assert probe.chunk > 1 or min(probe.crosses.values()) == 2, f"{probe}: chunks of 1"
         assert probe.length / probe.chunk <= 2 * GROUP_RATIO + 12, f"{probe} costs too much"
-
-
-def tiny_sparse(index_topk=8, seed=0):
-    """A tiny random DeepSeek-V3.2 (a learned indexer picks each query's top-k keys)."""
-    config = CONFIG_MAPPING["deepseek_v32"](
-        vocab_size=100, hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4, q_lora_rank=16,
-        kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
-        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
-        index_topk=index_topk, index_head_dim=16, index_n_heads=2, n_group=1, topk_group=1)
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config).eval()
 
 
 @pytest.mark.skipif("deepseek_v32" not in CONFIG_MAPPING, reason="no DeepSeek-V3.2 here")
