@@ -20,7 +20,8 @@ module              op                  reference               what it is
 Which fast path runs is one rule for every op (``dispatch``): the vendor CUDA kernel (fla,
 mamba_ssm, causal-conv1d) on a GPU where installed, the compiled kernel (``native``, built
 from ``csrc/``) on the CPU, else the portable torch form; ``lc_hf``'s ``kernels=`` model
-argument forces one. The other neighbours: ``scan_state`` (the state a scan starts from) and
+argument forces one. The other neighbours: ``scan_state`` (the state a scan starts from),
+``chunk_scan`` (the chunked torch form that ``selective_scan`` and ``linear_scan`` share) and
 ``allocator`` (freed memory kept in the process). Layer forwards built from these ops, such as
 one chunk through a Mamba mixer, sit with the models (``lc_models.models.mamba_mixer``).
 """

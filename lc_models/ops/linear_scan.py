@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import dispatch, native
+from lc_models.ops.chunk_scan import chunk_masks, decayed_chunks
 from lc_models.ops.scan_state import start_state
 
 CHUNK = 8  # tokens per chunk: the (T, T, channels) factor grows with it
@@ -69,12 +70,7 @@ def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
     x = x.float()
     ys = []
     span = T * CHUNKS_PER_BLOCK
-    # (rows, columns, 1) masks: where a row's term is not in a column's sum (T, T), where a
-    # token reads nothing (T, T), and where a chunk reads no earlier chunk (K + 1, K + 1)
-    ones = torch.ones(max(T, CHUNKS_PER_BLOCK + 1), max(T, CHUNKS_PER_BLOCK + 1),
-                      dtype=torch.bool, device=x.device)
-    masks = (ones[:T, :T].triu()[..., None], ones[:T, :T].triu(1)[..., None],
-             ones.triu(1)[..., None])
+    masks = chunk_masks(T, CHUNKS_PER_BLOCK, x.device)
     for s in range(0, L, span):
         y, state = _block(log_a[:, s : s + span], x[:, s : s + span], state, T, masks)
         ys.append(y)
@@ -83,28 +79,15 @@ def linear_scan(a, x, h=None, backend="auto", chunk_size=None):
 
 
 def _block(log_a, x, h, T, masks):
-    """Up to CHUNKS_PER_BLOCK chunks of T tokens at once. log_a, x: (batch, L, channels)
-    float32; h: (batch, channels) float32, the state before; masks: ``linear_scan``'s. The
-    tail is padded with log_a = x = 0: no decay, no input, the state exact."""
-    not_after, after, later = masks
+    """Up to CHUNKS_PER_BLOCK chunks of T tokens at once (``chunk_scan.decayed_chunks``).
+    log_a, x: (batch, L, channels) float32; h: (batch, channels) float32, the state before;
+    masks: ``linear_scan``'s. The tail is padded with log_a = x = 0: no decay, no input, the
+    state exact."""
     batch, L, channels = x.shape
     pad = -L % T
     if pad:
         log_a, x = F.pad(log_a, (0, 0, 0, pad)), F.pad(x, (0, 0, 0, pad))
     K = (L + pad) // T
-    log_a, x = log_a.view(batch, K, T, channels), x.view(batch, K, T, channels)
-    # token t reads token s <= t through P[t, s], the sum of log_a over s+1 .. t, summed from
-    # its own terms (log_a[r] placed at (r, s) for r > s), not as a difference of two sums:
-    # every exponent is <= 0 and as exact as float32 holds it. (b, K, T_t, T_s, c)
-    pairs = log_a[:, :, :, None].masked_fill(not_after, 0.0).cumsum(2)
-    pairs = pairs.masked_fill_(after, -float("inf")).exp_()
-    y = (pairs.mul_(x[:, :, None])).sum(3)  # (b, K, T, c): each chunk from a zero state
-    g = log_a.cumsum(2)  # (b, K, T, c): log decay from the chunk start through t
-    # the states entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
-    ends = F.pad(g[:, :, -1].double().cumsum(1), (0, 0, 1, 0))  # (b, K + 1, c): to chunk k
-    carry = (ends[:, :, None] - ends[:, None]).float()  # (b, K + 1, K + 1, c), <= 0 below
-    carry = carry.masked_fill_(later[: K + 1, : K + 1], -float("inf")).exp_()
-    sources = torch.cat([h[:, None], y[:, :, -1]], 1)  # (b, K + 1, c)
-    states = carry.mul_(sources[:, None]).sum(2)  # (b, K + 1, c): entering chunk k
-    y = y.addcmul_(g.exp_(), states[:, :K, None])  # each token reads its chunk's start state
-    return y.view(batch, K * T, channels)[:, :L], states[:, K]
+    y, h = decayed_chunks(log_a.view(batch, K, T, channels), x.view(batch, K, T, channels), h,
+                          masks)  # y: (b, K, T, c), the state after each token
+    return y.reshape(batch, K * T, channels)[:, :L], h

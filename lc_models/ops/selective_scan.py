@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from lc_models.ops import dispatch, native
+from lc_models.ops.chunk_scan import chunk_masks, decayed_chunks
 from lc_models.ops.scan_state import start_state
 
 BACKENDS = (*dispatch.KERNELS, "mamba_ssm")
@@ -167,12 +168,7 @@ def scan_chunked(u, dt, A, B, C, h, chunk_size=None):
     if T < 1:
         raise ValueError(f"chunk_size must be >= 1, got {T}")
     span = T * max(1, BLOCK_TOKENS // T)
-    # masks of the (T, T) and (chunks + 1, chunks + 1) factors, (rows, columns, 1): where a
-    # token reads nothing (after), and where a row's term is not in a column's sum (not_after)
-    ones = torch.ones(max(T, span // T + 1), max(T, span // T + 1), dtype=torch.bool,
-                      device=u.device)
-    masks = (ones[:T, :T].triu(1)[..., None], ones[:T, :T].triu()[..., None],
-             ones[: span // T + 1, : span // T + 1].triu(1)[..., None])
+    masks = chunk_masks(T, span // T, u.device)
     ys = []
     A = A[:, None]  # (d_inner, 1, d_state)
     for s in range(0, u.shape[-1], span):
@@ -187,17 +183,10 @@ def _block(u, dt, A, B, C, h, T, masks):
     """The chunks of T tokens in (batch, d_inner, L) inputs, all at once; A: (d_inner, 1,
     d_state); masks: ``scan_chunked``'s. Returns (y (batch, d_inner,
     L) without D/z, the state after). The tail is padded with dt = u = 0: decay 1 and
-    no input, so the state is exact.
-
-    Within a chunk, token t reads the input of token s <= t through exp(P[t, s]) per
-    (channel, state index), P[t, s] the sum of dt * A over the tokens s+1 .. t. P is formed as
-    a cumulative sum of those terms themselves (not as a difference of two cumulative sums,
-    which would lose the small terms beside large ones in float32), so the (T, T, d_state)
-    factor is exact to float32 and no exponent is ever split into a large and a small one.
-    The states entering the chunks come from one (K + 1, K + 1) decay matrix per channel and
-    state index (differences of float64 sums), as in ``lc_models.ops.ssd``.
+    no input, so the state is exact. The recurrence per (channel, state index), log decay
+    dt * A and input dt * u * B, is ``chunk_scan.decayed_chunks``'s, with every exponent
+    floored at LOG_FLUSH.
     """
-    after, not_after, later = masks
     batch, d_inner, L = u.shape
     n = A.shape[-1]
     pad = -L % T
@@ -207,21 +196,9 @@ def _block(u, dt, A, B, C, h, T, masks):
     dA = (dt[..., None] * A).view(batch, d_inner, K, T, n)  # (b, d, K, T, n): log decays
     Bc, Cc = (t.view(batch, n, K, T).permute(0, 2, 3, 1)[:, None] for t in (B, C))  # (b,1,K,T,n)
     x = (dt * u).view(batch, d_inner, K, T, 1) * Bc  # (b, d, K, T, n): each token's input
-    # P[t, s] = sum over r in s+1 .. t of dA[r]: dA[r] placed at (r, s) for r > s, summed over r
-    pairs = dA[..., :, None, :].masked_fill(not_after, 0.0).cumsum(3)  # (b,d,K,T_t,T_s,n)
-    pairs = pairs.clamp_(min=LOG_FLUSH).masked_fill_(after, -float("inf")).exp_()
-    local = (pairs.mul_(x[..., None, :, :])).sum(-2)  # (b, d, K, T, n): from a zero state
-    # the state entering chunk k: h decayed over the chunks < k, plus each chunk j < k's end
-    G = dA.cumsum(3)  # (b, d, K, T, n): log decay from the chunk start through t
-    ends = F.pad(G[..., -1, :].double().cumsum(2), (0, 0, 1, 0))  # (b, d, K + 1, n), to k
-    carry = (ends[:, :, :, None] - ends[:, :, None]).float().clamp_(min=LOG_FLUSH)
-    carry = carry.masked_fill_(later[: K + 1, : K + 1], -float("inf")).exp_()  # (b,d,K+1,K+1,n)
-    sources = torch.cat([h[:, :, None], local[..., -1, :]], 2)  # (b, d, K + 1, n)
-    states = carry.mul_(sources[:, :, None]).sum(3)  # (b, d, K + 1, n): entering chunk k
-    reach = G.clamp_(min=LOG_FLUSH).exp_()  # (b, d, K, T, n): chunk start to t
-    local = local.addcmul_(reach, states[:, :, :K, None])
-    y = (local * Cc).sum(-1)  # (b, d, K, T)
-    return y.view(batch, d_inner, K * T)[..., :L], states[:, :, K]
+    states, h = decayed_chunks(dA, x, h, masks, floor=LOG_FLUSH)  # (b, d, K, T, n), (b, d, n)
+    y = (states * Cc).sum(-1)  # (b, d, K, T)
+    return y.view(batch, d_inner, K * T)[..., :L], h
 
 
 def add_initial_state(
