@@ -17,11 +17,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from lc_models.models.checkpoint import shard_names
 from lc_tasks.errors import UsageError
 
 
@@ -57,8 +57,7 @@ def weight_files(folder: Path) -> list[Path]:
     for stem, suffix in (("model", ".safetensors"), ("pytorch_model", ".bin")):
         index = folder / f"{stem}{suffix}.index.json"
         if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return [folder / s for s in shards if (folder / s).is_file()]
+            return [folder / s for s in shard_names(index) if (folder / s).is_file()]
         if (folder / f"{stem}{suffix}").is_file():
             return [folder / f"{stem}{suffix}"]
     return []

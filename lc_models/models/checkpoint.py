@@ -36,6 +36,11 @@ WEIGHT_FILES = (
 )
 
 
+def shard_names(index: str | Path) -> list[str]:
+    """The shard files a ``*.index.json`` lists, sorted, each once."""
+    return sorted(set(json.loads(Path(index).read_text())["weight_map"].values()))
+
+
 def fetch(pretrained: str, filename: str, revision: str | None = None,
           subfolder: str = "") -> str | None:
     """Local path of ``filename`` in a checkpoint folder or hub repository, or None."""
@@ -129,9 +134,8 @@ def load_weights(pretrained: str, revision: str | None = None,
             continue
         if not name.endswith(".index.json"):
             return read_weights(path)
-        shards = sorted(set(json.loads(Path(path).read_text())["weight_map"].values()))
         state: dict[str, torch.Tensor] = {}
-        for shard in shards:
+        for shard in shard_names(path):
             shard_path = fetch(pretrained, shard, revision, subfolder)
             if shard_path is None:
                 raise UsageError(f"{pretrained}: shard {shard} listed in {name} is missing")
