@@ -5,7 +5,7 @@ lm-eval calls ``build(**metadata, **dataset_kwargs)``: the metadata is
 YAML names the family and length. Returns ``{"test": Dataset}``.
 
 >>> import tempfile; folder = tempfile.mkdtemp()
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> _ = build_tokenizer("char").save_pretrained(folder)
 >>> ds = build(family="passkey", length=1024, tokenizer=folder, num_samples=3)["test"]
 >>> len(ds), ds[0]["family"]

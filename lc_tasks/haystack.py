@@ -16,7 +16,7 @@ Sources (``make_units``):
   supplied by the generator.
 
 >>> from lc_tasks.sizing import TokenCounter
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> hay = grow(noise_units(lines=True), TokenCounter(build_tokenizer("char")), 60)
 >>> hay.text(8)
 'The grass is green. The sky is blue.'

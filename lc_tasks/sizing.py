@@ -11,7 +11,7 @@ estimate (cumulative token counts of the pieces, counted once) and the real
 tokenizer is only asked to check candidates: usually one or two full encodes
 per prompt, whatever the length.
 
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> counter = TokenCounter(build_tokenizer("char"))
 >>> words = ["a" * 10] * 100                    # 100 pieces of 10 tokens each
 >>> fit = fit_to_length(lambda n: ("".join(words[:n]), None), lambda n: 10 * n,

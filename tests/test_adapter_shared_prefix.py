@@ -81,12 +81,3 @@ def test_the_buckets_of_a_document_are_one_pass(tiny_model):
         context)) // 512), "forward calls: the chunks of one pass"
     separate = sum(len(lm.tok_encode(r.args[0] + r.args[1])) - 1 for r in requests)
     assert separate > 1.7 * fed, "separate passes would feed the prefixes again"
-
-
-@pytest.mark.parametrize("module", ["lc_models.shared_prefix", "lc_models.footprint"])
-def test_docstring_examples_hold(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0, f"{module}: {result}"

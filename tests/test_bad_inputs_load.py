@@ -144,13 +144,3 @@ def test_a_bad_input_at_load_is_one_line(case, cases, outcomes):
     assert "Traceback" not in out, f"{case}: a traceback\n{out[-3000:]}"
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert expected in lines[-1], f"{case}: last line {lines[-1]!r} lacks {expected!r}"
-
-
-@pytest.mark.parametrize("name", ["lc_models.load_checks", "lc_models.models.checkpoint",
-                                  "lc_eval.report.load"])
-def test_docstring_examples_hold(name):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0, f"{name}: {result}"

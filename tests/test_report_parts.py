@@ -181,18 +181,3 @@ def test_training_length_override_wins_and_hub_ids_stay_unknown(tmp_path):
 def test_markdown_table_escapes_pipes():
     text = table(["model", "1k"], [["a|b", "1.00"]])
     assert text.splitlines()[2] == "| a\\|b | 1.00 |"
-
-
-@pytest.mark.parametrize(
-    "module",
-    ["names", "effective", "models", "scores", "cells", "load", "state_study", "beyond",
-     "leaderboard"],
-)
-def test_docstring_examples_hold(module):
-    import doctest
-    import importlib
-
-    mod = importlib.import_module(f"lc_eval.report.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0, f"{mod.__name__} has no examples"
-    assert result.failed == 0, f"{result.failed} docstring example(s) of {mod.__name__} failed"

@@ -284,10 +284,6 @@ def test_a_growing_state_matches_the_reference_too(backend, chunk, grow):
 
 
 def test_an_initial_state_of_the_wrong_shape_is_refused():
-    import torch
-
-    from lc_models.ops.selective_scan import selective_scan
-
     u = torch.randn(1, 4, 5)
     A = -torch.rand(4, 3)
     B = C = torch.randn(1, 3, 5)

@@ -16,7 +16,7 @@ docs (``lc_tasks.doc_cache``), loads those and restores the hint, so a build tha
 from the cache gives the docs of one full build.
 
 >>> from lc_tasks.options import task_spec
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> docs = generate(task_spec("passkey", 1024, num_samples=2), build_tokenizer("char"), seed=0)
 >>> [d["depth"] for d in docs], all(d["n_tokens"] + 16 <= 1024 for d in docs)
 ([0.0, 10.0], True)

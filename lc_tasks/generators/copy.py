@@ -11,7 +11,7 @@ token count, which the task's ``max_gen_toks`` covers (checked for every doc).
 
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> doc = generate(task_spec("copy", 1024, num_samples=1, copy_words=8),
 ...                build_tokenizer("bpe"))[0]
 >>> passage = doc["outputs"][0]

@@ -12,7 +12,7 @@ from each asked pair to the end of the prompt, where the question is.
 >>> import re
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> doc = generate(task_spec("kvrecall", 2048, num_samples=1, num_pairs=8),
 ...                build_tokenizer("bpe"))[0]
 >>> pairs = re.findall(r"The number of ([a-z]+-[a-z]+) is (\d+)\.", doc["input"])

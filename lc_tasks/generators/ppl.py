@@ -18,7 +18,7 @@ document's own tokens, each exactly once. The first bucket's context is the firs
 
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> doc = generate(task_spec("ppl", 4096, num_samples=1), build_tokenizer("bpe"))[0]
 >>> [b["label"] for b in doc["buckets"]], doc["buckets"][1]["start"] <= 1024
 (['0-1k', '1k-2k', '2k-4k'], True)

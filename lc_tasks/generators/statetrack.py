@@ -12,7 +12,7 @@ after each swap, the asked box, and the token position of the statement and of e
 
 >>> from lc_tasks.generators import generate
 >>> from lc_tasks.options import task_spec
->>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_tasks_doctests.py
+>>> # build_tokenizer(kind): an offline test tokenizer, given by tests/test_doctests.py
 >>> doc = generate(task_spec("statetrack", 1024, num_samples=1, num_ops=4),
 ...                build_tokenizer("bpe"))[0]
 >>> len(doc["swaps"]), doc["states"][-1][BOXES.index(doc["box"])] == doc["outputs"][0]
